@@ -1,0 +1,416 @@
+// Package app assembles a qrlogin server from a Config: it opens the store,
+// loads the signing keys, builds the HTTP API, listens, sweeps old
+// sessions and shuts down gracefully. The qrlogin-server binary and the
+// end-to-end tests both start servers through it.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/httpapi"
+	"github.com/qrlogin/qrlogin/server/lanaddr"
+	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/notify"
+	"github.com/qrlogin/qrlogin/server/ratelimit"
+	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/server/store/sqlite"
+)
+
+// Config is everything a server can be told. Fill it from DefaultConfig.
+type Config struct {
+	Addr           string        // listen address, e.g. ":8080"
+	DB             string        // SQLite database file
+	PublicURL      string        // base URL phones use; empty: http(s)://<LAN IPv4>:<port>
+	SessionTTL     time.Duration // login session lifetime
+	AccessTTL      time.Duration // access token lifetime
+	RefreshTTL     time.Duration // refresh token and phone sign-in lifetime
+	TLSCert        string        // PEM certificate file; with TLSKey serves HTTPS
+	TLSKey         string
+	TrustedProxies []string // proxies whose X-Forwarded-For is believed
+	// Rate limits in requests per minute per client IP; 0 turns one off.
+	LimitLogin  int
+	LimitCreate int
+	LimitLookup int
+	// HashConcurrency bounds how many password hashes run at once (each
+	// takes about 19 MiB).
+	HashConcurrency int
+	// PasswordParams are the Argon2id costs for new hashes.
+	PasswordParams auth.Params
+	// Demo creates demo accounts when there are no users.
+	Demo bool
+	// SweepInterval is how often ended sessions and expired tokens are
+	// deleted.
+	SweepInterval time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults documented in the README.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":8080",
+		DB:              "qrlogin.db",
+		SessionTTL:      2 * time.Minute,
+		AccessTTL:       15 * time.Minute,
+		RefreshTTL:      30 * 24 * time.Hour,
+		LimitLogin:      10,
+		LimitCreate:     30,
+		LimitLookup:     20,
+		HashConcurrency: 4,
+		PasswordParams:  auth.DefaultParams(),
+		SweepInterval:   time.Minute,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr: must not be empty"))
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	}
+	if c.DB == "" {
+		errs = append(errs, errors.New("db: must not be empty"))
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("public-url %q: must be an absolute http(s) URL", c.PublicURL))
+		}
+	}
+	for name, d := range map[string]time.Duration{"session-ttl": c.SessionTTL, "access-ttl": c.AccessTTL, "refresh-ttl": c.RefreshTTL} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %v must be positive", name, d))
+		}
+	}
+	if c.SessionTTL > time.Hour {
+		errs = append(errs, fmt.Errorf("session-ttl: %v is longer than an hour; a sign-in code should be short-lived", c.SessionTTL))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key: give both or neither"))
+	}
+	for _, p := range c.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				errs = append(errs, fmt.Errorf("trusted-proxies: %q is not an IP address or CIDR range", p))
+			}
+		}
+	}
+	for name, n := range map[string]int{"limit-login": c.LimitLogin, "limit-create": c.LimitCreate, "limit-lookup": c.LimitLookup} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d must be 0 (off) or more", name, n))
+		}
+	}
+	if c.HashConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("hash-concurrency: %d must be at least 1", c.HashConcurrency))
+	}
+	if c.SweepInterval <= 0 {
+		errs = append(errs, fmt.Errorf("sweep-interval: %v must be positive", c.SweepInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// App is a running-or-ready server.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	accounts *account.Service
+	api      *httpapi.Server
+	ln       net.Listener
+	srv      *http.Server
+	url      string
+}
+
+// New opens the store and starts listening on cfg.Addr; Serve then
+// answers requests. Close releases everything if Serve is never called.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := OpenStore(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, store: db}
+	if err := a.init(ctx); err != nil {
+		db.Close()
+		if a.ln != nil {
+			a.ln.Close()
+		}
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenStore opens the database named by dsn.
+func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
+	db, err := sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", dsn, err)
+	}
+	return db, nil
+}
+
+func (a *App) init(ctx context.Context) error {
+	cfg := a.cfg
+	issuer, err := auth.NewIssuer(ctx, a.store, auth.IssuerConfig{
+		Issuer: "qrlogin", Audience: "qrlogin", TTL: cfg.AccessTTL, Now: cfg.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	a.accounts = NewAccounts(a.store, cfg)
+
+	a.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	a.url, err = a.publicURL()
+	if err != nil {
+		return err
+	}
+
+	minute := func(n int) httpapi.Limiter {
+		if n == 0 {
+			return nil
+		}
+		// A small burst lets a person retry a typo at once.
+		return ratelimit.New(n, max(3, n/5), cfg.Now)
+	}
+	a.api, err = httpapi.New(httpapi.Config{
+		PublicURL:      a.url,
+		SessionTTL:     cfg.SessionTTL,
+		RefreshTTL:     cfg.RefreshTTL,
+		TrustedProxies: cfg.TrustedProxies,
+		SecureCookies:  cfg.TLSCert != "",
+		Now:            cfg.Now,
+	}, httpapi.Deps{
+		Store:    a.store,
+		Accounts: a.accounts,
+		Tokens:   issuer,
+		Hub:      &notify.Hub{},
+		Limits: httpapi.Limits{
+			Login:     minute(cfg.LimitLogin),
+			LoginUser: minute(cfg.LimitLogin),
+			Create:    minute(cfg.LimitCreate),
+			Lookup:    minute(cfg.LimitLookup),
+		},
+		Log: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("build HTTP API: %w", err)
+	}
+	a.srv = &http.Server{
+		Handler:           a.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long-polls clear their own write deadline; this bounds the rest.
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		a.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.Demo {
+		if err := a.createDemoUsers(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewAccounts is the account service over st with cfg's password costs.
+func NewAccounts(st store.Store, cfg Config) *account.Service {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	params := cfg.PasswordParams
+	if params == (auth.Params{}) {
+		params = auth.DefaultParams()
+	}
+	return &account.Service{
+		Store:  st,
+		Hasher: auth.NewHasher(params, max(1, cfg.HashConcurrency)),
+		NewID:  auth.NewID,
+		Now:    now,
+	}
+}
+
+// publicURL is the configured public URL, or one built from this
+// machine's LAN address and the port we listen on.
+func (a *App) publicURL() (string, error) {
+	if a.cfg.PublicURL != "" {
+		return strings.TrimRight(a.cfg.PublicURL, "/"), nil
+	}
+	scheme := "http"
+	if a.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	host, _, _ := net.SplitHostPort(a.cfg.Addr)
+	port := strconv.Itoa(a.ln.Addr().(*net.TCPAddr).Port)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		// Bound to loopback: only this machine can reach us anyway.
+		return scheme + "://" + net.JoinHostPort(host, port), nil
+	}
+	ip, loopbackOnly, err := lanaddr.DetectSystem()
+	if err != nil {
+		return "", fmt.Errorf("find this machine's network address (set --public-url): %w", err)
+	}
+	if loopbackOnly {
+		a.log.Warn("no network address found; phones cannot reach this server until --public-url is set", "public_url", scheme+"://"+net.JoinHostPort(ip.String(), port))
+	}
+	return scheme + "://" + net.JoinHostPort(ip.String(), port), nil
+}
+
+// URL is the base URL phones use (verify URLs start with it).
+func (a *App) URL() string { return a.url }
+
+// Addr is the address the server listens on.
+func (a *App) Addr() net.Addr { return a.ln.Addr() }
+
+// Store is the server's store.
+func (a *App) Store() store.Store { return a.store }
+
+// Accounts is the server's account service.
+func (a *App) Accounts() *account.Service { return a.accounts }
+
+// Serve answers requests until ctx is cancelled, then shuts down: held
+// long-polls answer with their current status and in-flight requests get
+// up to 10 seconds to finish. It closes the store before returning.
+func (a *App) Serve(ctx context.Context) error {
+	defer a.store.Close()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go a.sweep(sweepCtx)
+
+	errc := make(chan error, 1)
+	go func() {
+		if a.srv.TLSConfig != nil {
+			errc <- a.srv.ServeTLS(a.ln, "", "")
+		} else {
+			errc <- a.srv.Serve(a.ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down")
+	a.api.Shutdown()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// Close releases the listener and store of an App that was never served.
+func (a *App) Close() error {
+	a.ln.Close()
+	return a.store.Close()
+}
+
+// sweep deletes sessions that ended more than login.Retention ago and
+// refresh tokens past their expiry, so lookups stay cheap and old data
+// does not pile up.
+func (a *App) sweep(ctx context.Context) {
+	t := time.NewTicker(a.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := a.cfg.Now().UTC()
+		n, err := a.store.DeleteEndedSessions(ctx, now.Add(-login.Retention))
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("sweep login sessions", "err", err)
+		}
+		m, err := a.store.DeleteExpiredRefreshTokens(ctx, now)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("sweep refresh tokens", "err", err)
+		}
+		if n+m > 0 {
+			a.log.Debug("swept", "sessions", n, "refresh_tokens", m)
+		}
+	}
+}
+
+// Demo accounts: printed on start so a first-time user can try the flow.
+var demoUsers = []struct{ username, display, password string }{
+	{"alice", "Alice Chen", "alice-demo"},
+	{"bob", "Bob Martin", "bob-demo"},
+}
+
+func (a *App) createDemoUsers(ctx context.Context) error {
+	n, err := a.store.CountUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("count users: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	for _, d := range demoUsers {
+		if _, err := a.accounts.Add(ctx, d.username, d.display, d.password); err != nil {
+			return fmt.Errorf("create demo user %s: %w", d.username, err)
+		}
+	}
+	a.log.Warn("created demo accounts; for trying qrlogin only, never in production", "users", "alice, bob")
+	return nil
+}
+
+// PrintBanner writes what a person starting the server needs to know.
+func (a *App) PrintBanner(w io.Writer) {
+	fmt.Fprintf(w, "qrlogin server listening on %s\n", a.ln.Addr())
+	fmt.Fprintf(w, "Phones open:   %s/m   (the QR codes point here)\n", a.url)
+	if a.cfg.Demo {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var lines []string
+		for _, d := range demoUsers {
+			if _, err := a.store.UserByUsername(ctx, d.username); err == nil {
+				lines = append(lines, fmt.Sprintf("  %-6s password %s", d.username, d.password))
+			}
+		}
+		if len(lines) > 0 {
+			fmt.Fprintln(w, "DEMO ONLY — these accounts are for trying qrlogin, never for real use:")
+			for _, l := range lines {
+				fmt.Fprintln(w, l)
+			}
+		}
+	}
+}

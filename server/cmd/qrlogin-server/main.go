@@ -1,0 +1,274 @@
+// Command qrlogin-server is the qrlogin sign-in server: it lets a desktop
+// app sign in when a phone scans its QR code and confirms.
+//
+//	qrlogin-server serve [flags]          run the server
+//	qrlogin-server user add --username U  add a user (also: list, passwd, delete)
+//	qrlogin-server --version
+//
+// Every serve flag can also be set by a QRLOGIN_* environment variable
+// (e.g. --public-url by QRLOGIN_PUBLIC_URL); flags win.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/app"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "qrlogin-server:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage:
+  qrlogin-server serve [flags]                 run the server (serve -h lists the flags)
+  qrlogin-server user add --username U [--display-name D] [--password-stdin]
+  qrlogin-server user list
+  qrlogin-server user passwd --username U [--password-stdin]
+  qrlogin-server user delete --username U
+  qrlogin-server --version
+`
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "--version", "-version", "version":
+		fmt.Fprintln(stdout, "qrlogin-server", version)
+		return nil
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "user":
+		return userCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// setFromEnv applies QRLOGIN_<FLAG> variables to the flags of fs that the
+// command line does not set.
+func setFromEnv(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "QRLOGIN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !set[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	*l = nil
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := app.DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (all interfaces by default)")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL phones use to reach this server (default http://<LAN IPv4>:<port>)")
+	fs.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "how long a QR code stays valid")
+	fs.DurationVar(&cfg.AccessTTL, "access-ttl", cfg.AccessTTL, "access token lifetime")
+	fs.DurationVar(&cfg.RefreshTTL, "refresh-ttl", cfg.RefreshTTL, "refresh token and phone sign-in lifetime")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	proxies := (*listFlag)(&cfg.TrustedProxies)
+	fs.Var(proxies, "trusted-proxies", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is trusted (default none)")
+	fs.IntVar(&cfg.LimitLogin, "limit-login", cfg.LimitLogin, "password sign-ins per minute per client IP and per username (0: off)")
+	fs.IntVar(&cfg.LimitCreate, "limit-create", cfg.LimitCreate, "new login sessions per minute per client IP (0: off)")
+	fs.IntVar(&cfg.LimitLookup, "limit-lookup", cfg.LimitLookup, "user-code look-ups per minute per client IP (0: off)")
+	fs.IntVar(&cfg.HashConcurrency, "hash-concurrency", cfg.HashConcurrency, "password hashes computed at once (about 19 MiB each)")
+	fs.BoolVar(&cfg.Demo, "demo", false, "if there are no users, create demo accounts alice and bob (never in production)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if err := setFromEnv(fs); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	a.PrintBanner(stdout)
+	log.Info("serving", "addr", a.Addr().String(), "public_url", a.URL(), "version", version)
+	return a.Serve(ctx)
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format %q: must be text or json", format)
+}
+
+func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("user: which command? add, list, passwd or delete")
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := app.DefaultConfig()
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file")
+	username := fs.String("username", "", "the user's login name")
+	display := fs.String("display-name", "", "name shown to people (default: the username)")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from one line of standard input")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := setFromEnv(fs); err != nil {
+		return err
+	}
+	needsName := sub != "list"
+	if needsName && *username == "" {
+		return fmt.Errorf("user %s: --username is required", sub)
+	}
+	st, err := app.OpenStore(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	accounts := app.NewAccounts(st, cfg)
+
+	switch sub {
+	case "add":
+		pw, err := readPassword(stdin, stderr, *pwStdin)
+		if err != nil {
+			return err
+		}
+		u, err := accounts.Add(ctx, *username, *display, pw)
+		if err != nil {
+			return fmt.Errorf("user add: %w", err)
+		}
+		fmt.Fprintf(stdout, "added user %s (%s), id %s\n", u.Username, u.DisplayName, u.ID)
+	case "list":
+		users, err := st.Users(ctx)
+		if err != nil {
+			return fmt.Errorf("user list: %w", err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USERNAME\tDISPLAY NAME\tID\tCREATED")
+		for _, u := range users {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Username, u.DisplayName, u.ID, u.CreatedAt.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "passwd":
+		pw, err := readPassword(stdin, stderr, *pwStdin)
+		if err != nil {
+			return err
+		}
+		if err := accounts.SetPassword(ctx, *username, pw); err != nil {
+			return fmt.Errorf("user passwd: %w", err)
+		}
+		fmt.Fprintf(stdout, "password of %s changed; their sign-ins were revoked\n", *username)
+	case "delete":
+		if err := accounts.Delete(ctx, *username); err != nil {
+			return fmt.Errorf("user delete: %w", err)
+		}
+		fmt.Fprintf(stdout, "deleted user %s\n", *username)
+	default:
+		return fmt.Errorf("user: unknown command %q (add, list, passwd, delete)", sub)
+	}
+	return nil
+}
+
+// readPassword reads one line from stdin (fromStdin), or prompts twice
+// without echo on the terminal.
+func readPassword(stdin io.Reader, stderr io.Writer, fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			return "", errors.New("--password-stdin: no password on standard input")
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if err := account.ValidatePassword(line); err != nil {
+			return "", err
+		}
+		return line, nil
+	}
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", errors.New("standard input is not a terminal: use --password-stdin")
+	}
+	fmt.Fprint(stderr, "Password: ")
+	p1, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	fmt.Fprint(stderr, "Repeat password: ")
+	p2, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	if string(p1) != string(p2) {
+		return "", errors.New("the passwords do not match")
+	}
+	if err := account.ValidatePassword(string(p1)); err != nil {
+		return "", err
+	}
+	return string(p1), nil
+}

@@ -1,0 +1,88 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/shared/api"
+)
+
+// Error is an answer for the client: an api error code and a message that
+// is safe to show. Handlers return it; writeError turns it into JSON.
+type Error struct {
+	Code       string
+	Message    string
+	RetryAfter time.Duration // sent as Retry-After when positive
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(code, msg string) *Error { return &Error{Code: code, Message: msg} }
+
+// statusOf is the one table from error code to HTTP status.
+var statusOf = map[string]int{
+	api.ErrInvalidRequest:     http.StatusBadRequest,
+	api.ErrInvalidCredentials: http.StatusUnauthorized,
+	api.ErrUnauthorized:       http.StatusUnauthorized,
+	api.ErrForbidden:          http.StatusForbidden,
+	api.ErrNotFound:           http.StatusNotFound,
+	api.ErrMethodNotAllowed:   http.StatusMethodNotAllowed,
+	api.ErrInvalidState:       http.StatusConflict,
+	api.ErrExpired:            http.StatusGone,
+	api.ErrConsumed:           http.StatusGone,
+	api.ErrTooLarge:           http.StatusRequestEntityTooLarge,
+	api.ErrUnsupportedMedia:   http.StatusUnsupportedMediaType,
+	api.ErrRateLimited:        http.StatusTooManyRequests,
+	api.ErrInternal:           http.StatusInternalServerError,
+	api.ErrUnavailable:        http.StatusServiceUnavailable,
+}
+
+// asError maps domain and store errors to client errors. Anything it does
+// not know is internal: logged in full, shown as "internal error".
+func asError(err error) *Error {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, login.ErrInvalidState):
+		return errorf(api.ErrInvalidState, "The sign-in request is not in a state that allows this.")
+	case errors.Is(err, login.ErrExpired):
+		return errorf(api.ErrExpired, "The sign-in request has expired.")
+	case errors.Is(err, login.ErrConsumed):
+		return errorf(api.ErrConsumed, "The sign-in request has already been used.")
+	case errors.Is(err, login.ErrForbidden):
+		return errorf(api.ErrForbidden, "The sign-in request was scanned by another user.")
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(api.ErrNotFound, "Not found.")
+	case errors.Is(err, account.ErrInvalidCredentials):
+		return errorf(api.ErrInvalidCredentials, "Wrong username or password.")
+	}
+	return nil
+}
+
+// writeError answers the request with err as JSON and aborts the chain.
+func (s *Server) writeError(c *gin.Context, err error) {
+	e := asError(err)
+	if e == nil {
+		s.log.ErrorContext(c.Request.Context(), "internal error",
+			slog.String("request_id", requestID(c)), slog.String("route", c.FullPath()), slog.Any("err", err))
+		e = errorf(api.ErrInternal, "Internal error; the server has logged it.")
+	}
+	status, ok := statusOf[e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if e.RetryAfter > 0 {
+		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
+		c.Header("Retry-After", strconv.Itoa(secs))
+	}
+	c.AbortWithStatusJSON(status, api.Error{Code: e.Code, Message: e.Message})
+}

@@ -1,0 +1,115 @@
+package notify_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qrlogin/qrlogin/server/notify"
+)
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestPublishWakesOnlyThatID(t *testing.T) {
+	var h notify.Hub
+	a1, cancelA1 := h.Subscribe("a")
+	defer cancelA1()
+	a2, cancelA2 := h.Subscribe("a")
+	defer cancelA2()
+	b, cancelB := h.Subscribe("b")
+	defer cancelB()
+
+	h.Publish("a")
+	if !closed(a1) || !closed(a2) {
+		t.Fatal("subscribers of a were not woken")
+	}
+	if closed(b) {
+		t.Fatal("subscriber of b was woken by a")
+	}
+	if got := h.Len(); got != 1 {
+		t.Fatalf("Len = %d after publishing a, want 1", got)
+	}
+}
+
+func TestUnsubscribe(t *testing.T) {
+	var h notify.Hub
+	ch, cancel := h.Subscribe("a")
+	cancel()
+	cancel() // twice is fine
+	if h.Len() != 0 || len(h.Waiting()) != 0 {
+		t.Fatalf("hub not empty after unsubscribe: len %d, waiting %v", h.Len(), h.Waiting())
+	}
+	h.Publish("a")
+	if closed(ch) {
+		t.Fatal("unsubscribed channel was woken")
+	}
+	// Unsubscribing after a publish must not panic or disturb others.
+	ch2, cancel2 := h.Subscribe("a")
+	h.Publish("a")
+	cancel2()
+	if !closed(ch2) {
+		t.Fatal("not woken")
+	}
+}
+
+func TestWaiting(t *testing.T) {
+	var h notify.Hub
+	_, c1 := h.Subscribe("x")
+	_, c2 := h.Subscribe("y")
+	defer c1()
+	defer c2()
+	got := map[string]bool{}
+	for _, id := range h.Waiting() {
+		got[id] = true
+	}
+	if len(got) != 2 || !got["x"] || !got["y"] {
+		t.Fatalf("Waiting = %v, want x and y", got)
+	}
+}
+
+func TestConcurrentSubscribePublish(t *testing.T) {
+	var h notify.Hub
+	var wg sync.WaitGroup
+	const n = 200
+	woken := make(chan struct{}, n)
+	ready := make(chan struct{}, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch, cancel := h.Subscribe("s")
+			defer cancel()
+			ready <- struct{}{}
+			select {
+			case <-ch:
+				woken <- struct{}{}
+			case <-time.After(10 * time.Second):
+			}
+		}()
+	}
+	for range n {
+		<-ready
+	}
+	h.Publish("s")
+	wg.Wait()
+	if len(woken) != n {
+		t.Fatalf("%d of %d waiters woken", len(woken), n)
+	}
+}
+
+func BenchmarkSubscribePublish(b *testing.B) {
+	var h notify.Hub
+	for b.Loop() {
+		ch, cancel := h.Subscribe("id")
+		h.Publish("id")
+		<-ch
+		cancel()
+	}
+}
