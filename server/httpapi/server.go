@@ -22,6 +22,12 @@ import (
 	"github.com/qrlogin/qrlogin/shared/api"
 )
 
+func init() {
+	// Gin's debug mode prints every route to stdout; the server logs
+	// through slog instead.
+	gin.SetMode(gin.ReleaseMode)
+}
+
 // AccessTokens signs and verifies access tokens (auth.Issuer).
 type AccessTokens interface {
 	Sign(userID string) (string, time.Time, error)

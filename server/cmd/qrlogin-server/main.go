@@ -168,6 +168,11 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return errors.New("user: which command? add, list, passwd or delete")
 	}
 	sub := args[0]
+	switch sub {
+	case "add", "list", "passwd", "delete":
+	default:
+		return fmt.Errorf("user: unknown command %q (add, list, passwd, delete)", sub)
+	}
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := app.DefaultConfig()
@@ -228,8 +233,6 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return fmt.Errorf("user delete: %w", err)
 		}
 		fmt.Fprintf(stdout, "deleted user %s\n", *username)
-	default:
-		return fmt.Errorf("user: unknown command %q (add, list, passwd, delete)", sub)
 	}
 	return nil
 }
