@@ -1,0 +1,229 @@
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/qrlogin/qrlogin/server/store"
+)
+
+// ErrInvalidToken is returned (wrapped) by Issuer.Verify for every token it
+// refuses, whatever the reason, so callers need only one check.
+var ErrInvalidToken = errors.New("invalid access token")
+
+// maxTokenLen bounds what Verify will parse; our tokens are ~300 bytes.
+const maxTokenLen = 4096
+
+// KeyStore is where an Issuer keeps its signing keys; server/store's Store
+// satisfies it.
+type KeyStore interface {
+	// SigningKeys returns every stored key.
+	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	// CreateSigningKey stores k; store.ErrConflict if its id is taken.
+	CreateSigningKey(ctx context.Context, k store.SigningKey) error
+}
+
+// IssuerConfig configures an Issuer.
+type IssuerConfig struct {
+	Issuer   string           // "iss" claim written and required, e.g. "qrlogin"
+	Audience string           // "aud" claim written and required
+	TTL      time.Duration    // lifetime of an access token
+	Now      func() time.Time // clock; time.Now when nil
+}
+
+// Claims is what a valid access token says.
+type Claims struct {
+	UserID    string // "sub"
+	ID        string // "jti", unique per token
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// Issuer signs and verifies access tokens: JWTs signed with Ed25519
+// (EdDSA) whose header names the key ("kid"). It signs with the newest
+// stored key and accepts any stored key, so a new key can be introduced
+// without invalidating tokens already handed out. It is immutable after
+// NewIssuer and safe for concurrent use.
+type Issuer struct {
+	cfg     IssuerConfig
+	signKID string
+	signKey ed25519.PrivateKey
+	pub     map[string]ed25519.PublicKey
+	jwks    JWKS
+	parser  *jwt.Parser
+}
+
+// NewIssuer loads the signing keys from ks, creating and storing one if
+// there are none (the first start of a server).
+func NewIssuer(ctx context.Context, ks KeyStore, cfg IssuerConfig) (*Issuer, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("new issuer: issuer and audience are required")
+	}
+	if cfg.TTL <= 0 {
+		return nil, fmt.Errorf("new issuer: TTL %v must be positive", cfg.TTL)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	keys, err := ks.SigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("new issuer: load signing keys: %w", err)
+	}
+	if len(keys) == 0 {
+		k, err := newSigningKey(cfg.Now())
+		if err != nil {
+			return nil, fmt.Errorf("new issuer: %w", err)
+		}
+		// ErrConflict means another process stored a key at the same time;
+		// reloading picks up whatever is there now. Reloading after a
+		// success too means two racing servers see each other's keys if
+		// the store already has them.
+		if err := ks.CreateSigningKey(ctx, k); err != nil && !errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("new issuer: store signing key: %w", err)
+		}
+		if keys, err = ks.SigningKeys(ctx); err != nil {
+			return nil, fmt.Errorf("new issuer: reload signing keys: %w", err)
+		}
+		if len(keys) == 0 {
+			return nil, errors.New("new issuer: signing key was stored but cannot be loaded")
+		}
+	}
+
+	iss := &Issuer{cfg: cfg, pub: make(map[string]ed25519.PublicKey, len(keys))}
+	var newest time.Time
+	for _, k := range keys {
+		if len(k.PrivateKey) != ed25519.PrivateKeySize || k.ID == "" {
+			return nil, fmt.Errorf("new issuer: signing key %q is malformed", k.ID)
+		}
+		priv := ed25519.PrivateKey(k.PrivateKey)
+		pub := priv.Public().(ed25519.PublicKey)
+		if _, dup := iss.pub[k.ID]; dup {
+			return nil, fmt.Errorf("new issuer: duplicate signing key id %q", k.ID)
+		}
+		iss.pub[k.ID] = pub
+		iss.jwks.Keys = append(iss.jwks.Keys, JWK{
+			Kty: "OKP",
+			Crv: "Ed25519",
+			X:   base64.RawURLEncoding.EncodeToString(pub),
+			Kid: k.ID,
+			Alg: jwt.SigningMethodEdDSA.Alg(),
+			Use: "sig",
+		})
+		if iss.signKey == nil || k.CreatedAt.After(newest) {
+			iss.signKID, iss.signKey, newest = k.ID, priv, k.CreatedAt
+		}
+	}
+	iss.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithTimeFunc(cfg.Now),
+		jwt.WithStrictDecoding(),
+	)
+	return iss, nil
+}
+
+// newSigningKey makes a fresh Ed25519 key with a random 16-character kid.
+func newSigningKey(now time.Time) (store.SigningKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return store.SigningKey{}, fmt.Errorf("generate signing key: %w", err)
+	}
+	var kid [12]byte
+	rand.Read(kid[:])
+	return store.SigningKey{
+		ID:         base64.RawURLEncoding.EncodeToString(kid[:]),
+		PrivateKey: priv,
+		CreatedAt:  now.UTC(),
+	}, nil
+}
+
+// TTL returns the lifetime of the tokens Sign makes.
+func (i *Issuer) TTL() time.Duration { return i.cfg.TTL }
+
+// Sign returns an access token for userID and the moment it expires.
+func (i *Issuer) Sign(userID string) (string, time.Time, error) {
+	if userID == "" {
+		return "", time.Time{}, errors.New("sign access token: empty user id")
+	}
+	// JWT times are whole seconds; truncating here makes the returned
+	// expiry equal to the token's.
+	now := i.cfg.Now().Truncate(time.Second)
+	exp := now.Add(i.cfg.TTL)
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.RegisteredClaims{
+		Subject:   userID,
+		Issuer:    i.cfg.Issuer,
+		Audience:  jwt.ClaimStrings{i.cfg.Audience},
+		IssuedAt:  jwt.NewNumericDate(now),
+		NotBefore: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(exp),
+		ID:        NewID(),
+	})
+	tok.Header["kid"] = i.signKID
+	s, err := tok.SignedString(i.signKey)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
+	}
+	return s, exp, nil
+}
+
+// Verify checks token's signature (EdDSA only, by a known kid), issuer,
+// audience and times, and returns its claims. Every failure wraps
+// ErrInvalidToken.
+func (i *Issuer) Verify(token string) (Claims, error) {
+	if len(token) > maxTokenLen {
+		return Claims{}, fmt.Errorf("%w: too long", ErrInvalidToken)
+	}
+	var rc jwt.RegisteredClaims
+	_, err := i.parser.ParseWithClaims(token, &rc, i.key)
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if rc.Subject == "" {
+		return Claims{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
+	}
+	c := Claims{UserID: rc.Subject, ID: rc.ID, ExpiresAt: rc.ExpiresAt.Time}
+	if rc.IssuedAt != nil {
+		c.IssuedAt = rc.IssuedAt.Time
+	}
+	return c, nil
+}
+
+// key finds the public key named by the token's kid. The parser has
+// already refused every algorithm but EdDSA before calling it.
+func (i *Issuer) key(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	pub, ok := i.pub[kid]
+	if !ok {
+		return nil, fmt.Errorf("unknown key id %q", kid)
+	}
+	return pub, nil
+}
+
+// JWKS returns the public keys, for GET /.well-known/jwks.json.
+func (i *Issuer) JWKS() JWKS {
+	return JWKS{Keys: append([]JWK(nil), i.jwks.Keys...)}
+}
+
+// JWKS is a JSON Web Key Set (RFC 7517).
+type JWKS struct {
+	Keys []JWK `json:"keys"`
+}
+
+// JWK is one public key in a JWKS, in the OKP form of RFC 8037.
+type JWK struct {
+	Kty string `json:"kty"` // "OKP"
+	Crv string `json:"crv"` // "Ed25519"
+	X   string `json:"x"`   // public key, unpadded base64url
+	Kid string `json:"kid"`
+	Alg string `json:"alg"` // "EdDSA"
+	Use string `json:"use"` // "sig"
+}

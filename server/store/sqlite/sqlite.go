@@ -1,0 +1,360 @@
+// Package sqlite is the SQLite backend of store.Store, built on the pure-Go
+// driver modernc.org/sqlite.
+//
+// All writes go through one connection whose transactions begin IMMEDIATE,
+// so writers queue in Go instead of failing with "database is locked", and a
+// read-modify-write can never deadlock on a lock upgrade. Plain reads use a
+// separate pool of read-only connections, which WAL lets run while a write is
+// in progress.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/qrlogin/qrlogin/server/store"
+)
+
+var _ store.Store = (*DB)(nil)
+
+// Memory is the path that opens a private in-memory database. It has a single
+// connection for reads and writes and vanishes on Close; use it for
+// throwaway tools and tests, never for a server.
+const Memory = ":memory:"
+
+// DB is a SQLite database holding the qrlogin store. It is safe for
+// concurrent use.
+type DB struct {
+	path  string
+	write *sql.DB // one connection; every transaction is BEGIN IMMEDIATE
+	read  *sql.DB // read-only connections; the same pool as write for Memory
+
+	// Prepared statements for the hot paths: the status long-poll reads a
+	// session by id, and every phone action updates one.
+	readSession     *sql.Stmt
+	readSessionCode *sql.Stmt
+	txSession       *sql.Stmt // on write, for use inside transactions
+	txSaveSession   *sql.Stmt
+}
+
+// Open opens (creating if needed) the database at path, brings its schema up
+// to date and returns it. path is a file name, or Memory.
+func Open(ctx context.Context, path string) (*DB, error) {
+	db := &DB{path: path}
+	if err := db.open(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("open sqlite database %s: %w", path, err), db.Close())
+	}
+	return db, nil
+}
+
+func (db *DB) open(ctx context.Context) error {
+	writeDSN, err := dsn(db.path, url.Values{
+		// busy_timeout first, so a second process holding the lock makes
+		// the journal_mode change wait instead of failing.
+		"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"},
+		"_txlock": {"immediate"},
+	})
+	if err != nil {
+		return err
+	}
+	if db.write, err = sql.Open("sqlite", writeDSN); err != nil {
+		return err
+	}
+	// One writer: SQLite allows only one anyway, and queueing in
+	// database/sql is fair and honours contexts, unlike lock retries.
+	db.write.SetMaxOpenConns(1)
+	db.write.SetMaxIdleConns(1)
+	db.write.SetConnMaxLifetime(0)
+	db.write.SetConnMaxIdleTime(0)
+	if err := db.write.PingContext(ctx); err != nil {
+		return err
+	}
+
+	if db.path == Memory {
+		db.read = db.write
+	} else {
+		readDSN, err := dsn(db.path, url.Values{
+			"_pragma": {"busy_timeout(5000)", "foreign_keys(1)", "query_only(1)"},
+		})
+		if err != nil {
+			return err
+		}
+		if db.read, err = sql.Open("sqlite", readDSN); err != nil {
+			return err
+		}
+		n := max(4, runtime.GOMAXPROCS(0))
+		db.read.SetMaxOpenConns(n)
+		db.read.SetMaxIdleConns(n)
+	}
+
+	if err := db.migrate(ctx); err != nil {
+		return err
+	}
+	return db.prepare(ctx)
+}
+
+// dsn is the driver's connection string for path with params. A file name
+// becomes an absolute file: URI so that characters such as '?' or '#' in it
+// cannot be taken for URI syntax.
+func dsn(path string, params url.Values) (string, error) {
+	if path == Memory {
+		return "file::memory:?" + params.Encode(), nil
+	}
+	if path == "" {
+		return "", errors.New("empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params.Encode()}
+	if !strings.HasPrefix(u.Path, "/") { // Windows: file:///C:/...
+		u.Path = "/" + u.Path
+	}
+	return u.String(), nil
+}
+
+func (db *DB) prepare(ctx context.Context) error {
+	var err error
+	prep := func(pool *sql.DB, query string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = pool.PrepareContext(ctx, query)
+		return st
+	}
+	db.readSession = prep(db.read, selectSession+` WHERE id = ?`)
+	db.readSessionCode = prep(db.read, selectSession+` WHERE user_code = ?`)
+	db.txSession = prep(db.write, selectSession+` WHERE id = ?`)
+	db.txSaveSession = prep(db.write, updateSession)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	return nil
+}
+
+// Path returns the path the database was opened with.
+func (db *DB) Path() string { return db.path }
+
+// Ping reports whether both the read pool and the writer can reach the
+// database.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite: %w", err)
+	}
+	if err := db.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database. Calls after the first do nothing.
+func (db *DB) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{db.readSession, db.readSessionCode, db.txSession, db.txSaveSession} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	db.readSession, db.readSessionCode, db.txSession, db.txSaveSession = nil, nil, nil, nil
+	if db.read != nil && db.read != db.write {
+		errs = append(errs, db.read.Close())
+	}
+	if db.write != nil {
+		errs = append(errs, db.write.Close())
+	}
+	db.read, db.write = nil, nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sqlite database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// inTx runs fn in a write transaction, committing if it returns nil. fn's
+// error is returned as it is, so that callers can pass sentinels through.
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	// Ends the transaction if fn fails or panics; a no-op after Commit.
+	// Without it a panic would keep the only write connection forever.
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Migrations are applied in file-name order; the number before the first
+// '_' is the version recorded in schema_migrations.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+type migration struct {
+	version int64
+	name    string
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var ms []migration
+	for _, name := range names {
+		base := filepath.Base(name)
+		num, _, _ := strings.Cut(base, "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive version number", base)
+		}
+		if len(ms) > 0 && ms[len(ms)-1].version >= v {
+			return nil, fmt.Errorf("migration %s: version %d is not above the previous one", base, v)
+		}
+		text, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(text)})
+	}
+	return ms, nil
+}
+
+// migrate applies every embedded migration the database has not recorded,
+// each in its own transaction together with its schema_migrations row.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var newest int64
+	if err := db.write.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if len(ms) > 0 && newest > ms[len(ms)-1].version {
+		return fmt.Errorf("database schema version %d is newer than this program knows (%d)", newest, ms[len(ms)-1].version)
+	}
+	for _, m := range ms {
+		err := db.inTx(ctx, func(tx *sql.Tx) error {
+			// Checked inside the IMMEDIATE transaction, so two processes
+			// opening the same new file cannot both apply a migration.
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+				m.version, nanos(time.Now()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// isConflict reports whether err is a violated UNIQUE or PRIMARY KEY
+// constraint.
+func isConflict(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code()
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// isForeignKey reports whether err is a violated FOREIGN KEY constraint.
+func isForeignKey(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// notFound turns sql.ErrNoRows into store.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// The range of times that fit in int64 Unix nanoseconds (years 1677–2262).
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos is a time.Time query argument: INTEGER Unix nanoseconds, or NULL
+// for the zero time.
+type nanos time.Time
+
+// Value implements driver.Valuer.
+func (t nanos) Value() (driver.Value, error) {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return nil, nil
+	}
+	if tt.Before(minTime) || tt.After(maxTime) {
+		return nil, fmt.Errorf("time %s is outside the storable range", tt.Format(time.RFC3339))
+	}
+	return tt.UnixNano(), nil
+}
+
+// timeDest scans an INTEGER Unix-nanosecond or NULL column into a UTC
+// time.Time, NULL being the zero time.
+type timeDest struct{ t *time.Time }
+
+// Scan implements sql.Scanner.
+func (d timeDest) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*d.t = time.Time{}
+	case int64:
+		*d.t = time.Unix(0, v).UTC()
+	default:
+		return fmt.Errorf("time column holds %T, want INTEGER", v)
+	}
+	return nil
+}
+
+// rowsAffected returns how many rows res changed.
+func rowsAffected(res sql.Result) (int, error) {
+	n, err := res.RowsAffected()
+	return int(n), err
+}

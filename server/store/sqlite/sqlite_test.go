@@ -1,0 +1,275 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/server/store/sqlite"
+	"github.com/qrlogin/qrlogin/server/store/storetest"
+)
+
+// openDB opens path and closes it when the test ends.
+func openDB(tb testing.TB, path string) *sqlite.DB {
+	tb.Helper()
+	db, err := sqlite.Open(tb.Context(), path)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+// newDB opens a fresh database file in a temporary directory.
+func newDB(tb testing.TB) *sqlite.DB {
+	tb.Helper()
+	return openDB(tb, filepath.Join(tb.TempDir(), "qrlogin.db"))
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return newDB(t) })
+}
+
+func TestConformanceInMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openDB(t, sqlite.Memory) })
+}
+
+// rawDB opens path with the driver directly, to look behind the API.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
+}
+
+type migrationRow struct {
+	version   int64
+	appliedAt int64
+}
+
+func migrationRows(t *testing.T, path string) []migrationRow {
+	t.Helper()
+	rows, err := rawDB(t, path).QueryContext(t.Context(), `SELECT version, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ms []migrationRow
+	for rows.Next() {
+		var m migrationRow
+		if err := rows.Scan(&m.version, &m.appliedAt); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+func TestReopenKeepsDataAndAppliesMigrationsOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qrlogin.db")
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migration files found (%v)", err)
+	}
+
+	db, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	now := time.Date(2026, time.March, 14, 9, 0, 0, 123456789, time.UTC)
+	user := store.User{ID: "u1", Username: "ada", DisplayName: "Ada", PasswordHash: "h", CreatedAt: now}
+	if err := db.CreateUser(t.Context(), user); err != nil {
+		t.Fatal(err)
+	}
+	sess := login.Session{ID: "s1", PollTokenHash: []byte("hash"), UserCode: "BCDFGHJK", Status: login.Pending,
+		CreatedAt: now, ExpiresAt: now.Add(2 * time.Minute)}
+	if err := db.CreateSession(t.Context(), sess); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	first := migrationRows(t, path)
+	if len(first) != len(files) {
+		t.Fatalf("schema_migrations has %d rows after the first open, want %d (one per file)", len(first), len(files))
+	}
+
+	db = openDB(t, path)
+	gotUser, err := db.User(t.Context(), "u1")
+	if err != nil || gotUser.Username != "ada" {
+		t.Errorf("user after reopen: %+v, %v", gotUser, err)
+	}
+	gotSess, err := db.Session(t.Context(), "s1")
+	if err != nil || gotSess.Status != login.Pending || !gotSess.CreatedAt.Equal(now) {
+		t.Errorf("session after reopen: %+v, %v", gotSess, err)
+	}
+	// Nanoseconds survive: the SQLite backend stores Unix nanoseconds.
+	if gotUser.CreatedAt != now {
+		t.Errorf("CreatedAt after reopen = %v, want exactly %v", gotUser.CreatedAt, now)
+	}
+	if second := migrationRows(t, path); fmt.Sprint(second) != fmt.Sprint(first) {
+		t.Errorf("schema_migrations changed on reopen:\n got %v\nwant %v", second, first)
+	}
+	for i, m := range first {
+		if m.version != int64(i+1) {
+			t.Errorf("migration %d recorded as version %d", i+1, m.version)
+		}
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qrlogin.db")
+	db, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawDB(t, path).ExecContext(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db, err = sqlite.Open(t.Context(), path)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open succeeded on a database from a newer program")
+	}
+	if !strings.Contains(err.Error(), "9999") {
+		t.Errorf("error %q does not name the schema version", err)
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	db := newDB(t)
+	var mode string
+	if err := rawDB(t, db.Path()).QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+	// foreign_keys is on: a token of an unknown user is refused.
+	err := db.CreateRefreshToken(t.Context(), store.RefreshToken{ID: "t1", Hash: []byte("h"), UserID: "nobody",
+		FamilyID: "f", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("CreateRefreshToken for an unknown user: %v, want store.ErrNotFound", err)
+	}
+}
+
+func TestOddPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "odd dir?#%", "a b?c#d%20.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, path)
+	if err := db.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not created at the path given: %v", err)
+	}
+	if db.Path() != path {
+		t.Errorf("Path() = %q, want %q", db.Path(), path)
+	}
+}
+
+// TestConcurrentWriters hammers one file from two handles (a server and,
+// say, the user CLI) with mixed reads and writes: none may fail with
+// "database is locked".
+func TestConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qrlogin.db")
+	dbs := []*sqlite.DB{openDB(t, path), openDB(t, path)}
+	now := time.Date(2026, time.March, 14, 9, 0, 0, 0, time.UTC)
+
+	const workers, perWorker = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*perWorker*3)
+	for w := range workers {
+		db := dbs[w%len(dbs)]
+		wg.Go(func() {
+			for i := range perWorker {
+				id := fmt.Sprintf("s-%d-%d", w, i)
+				sess := login.Session{ID: id, PollTokenHash: []byte(id), UserCode: fmt.Sprintf("C%03d%04d", w, i),
+					Status: login.Pending, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+				if err := db.CreateSession(t.Context(), sess); err != nil {
+					errs <- err
+					continue
+				}
+				_, err := db.UpdateSession(t.Context(), id, func(s *login.Session) error {
+					return login.Scan(s, "u1", "Ada", now.Add(time.Second))
+				})
+				if err != nil {
+					errs <- err
+				}
+				if _, err := db.Session(t.Context(), id); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range perWorker {
+			if _, err := dbs[0].DeleteEndedSessions(t.Context(), now); err != nil {
+				errs <- err
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestQueryPlans checks that the lookups and sweeps that run against large
+// tables are index searches, never full scans.
+func TestQueryPlans(t *testing.T) {
+	db := newDB(t)
+	raw := rawDB(t, db.Path())
+	for _, q := range []string{
+		`SELECT * FROM login_sessions WHERE id = 'x'`,
+		`SELECT * FROM login_sessions WHERE user_code = 'x'`,
+		`DELETE FROM login_sessions WHERE ended_by < 5`,
+		`SELECT * FROM refresh_tokens WHERE hash = x'00'`,
+		`UPDATE refresh_tokens SET revoked_at = 1 WHERE family_id = 'f' AND revoked_at IS NULL`,
+		`UPDATE refresh_tokens SET revoked_at = 1 WHERE user_id = 'u' AND revoked_at IS NULL`,
+		`DELETE FROM refresh_tokens WHERE expires_at < 5`,
+		`SELECT * FROM users WHERE username = 'ada'`,
+	} {
+		rows, err := raw.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX") || strings.Contains(p, "SCAN") {
+			t.Errorf("%s\nplan: %s\nwant an index search", q, p)
+		}
+	}
+}

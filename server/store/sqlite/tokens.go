@@ -1,0 +1,175 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/qrlogin/qrlogin/server/store"
+)
+
+const selectRefreshToken = `SELECT id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at
+	FROM refresh_tokens`
+
+func scanRefreshToken(row *sql.Row) (store.RefreshToken, error) {
+	var rt store.RefreshToken
+	err := row.Scan(&rt.ID, &rt.Hash, &rt.UserID, &rt.FamilyID,
+		timeDest{&rt.CreatedAt}, timeDest{&rt.ExpiresAt}, timeDest{&rt.UsedAt}, timeDest{&rt.RevokedAt})
+	return rt, notFound(err)
+}
+
+// insertRefreshToken stores rt in tx. A taken id or hash is
+// store.ErrConflict; an unknown user is store.ErrNotFound.
+func insertRefreshToken(ctx context.Context, tx *sql.Tx, rt *store.RefreshToken) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens
+		(id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		rt.ID, rt.Hash, rt.UserID, rt.FamilyID,
+		nanos(rt.CreatedAt), nanos(rt.ExpiresAt), nanos(rt.UsedAt), nanos(rt.RevokedAt))
+	switch {
+	case isConflict(err):
+		return fmt.Errorf("store refresh token: %w", store.ErrConflict)
+	case isForeignKey(err):
+		return fmt.Errorf("store refresh token: user %q: %w", rt.UserID, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("store refresh token: %w", err)
+	}
+	return nil
+}
+
+// CreateRefreshToken stores rt; store.ErrConflict if its id or hash is
+// taken, store.ErrNotFound if its user does not exist.
+func (db *DB) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error { return insertRefreshToken(ctx, tx, &rt) })
+}
+
+// RefreshToken returns the token with that hash in whatever state, or
+// store.ErrNotFound.
+func (db *DB) RefreshToken(ctx context.Context, hash []byte) (store.RefreshToken, error) {
+	rt, err := scanRefreshToken(db.read.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, hash))
+	if err != nil {
+		return store.RefreshToken{}, fmt.Errorf("refresh token: %w", err)
+	}
+	return rt, nil
+}
+
+// RotateRefreshToken marks the live token with oldHash used and stores next
+// as its successor, in one transaction. Presenting a used token revokes its
+// family (and that is committed) before store.ErrTokenReused is returned.
+func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time) (store.RefreshToken, error) {
+	var old store.RefreshToken
+	reused := false
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if old, err = scanRefreshToken(tx.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, oldHash)); err != nil {
+			return err
+		}
+		switch {
+		case !old.UsedAt.IsZero():
+			reused = true
+			return revokeFamily(ctx, tx, old.FamilyID, now)
+		case !old.RevokedAt.IsZero() || !now.Before(old.ExpiresAt):
+			return store.ErrTokenInvalid
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL`,
+			nanos(now), old.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := rowsAffected(res); err != nil {
+			return err
+		} else if n != 1 {
+			return fmt.Errorf("refresh token %q changed during its own transaction", old.ID)
+		}
+		old.UsedAt = now.UTC()
+		next.UserID, next.FamilyID = old.UserID, old.FamilyID
+		return insertRefreshToken(ctx, tx, &next)
+	})
+	if reused && err == nil {
+		err = store.ErrTokenReused
+	}
+	if err != nil {
+		return store.RefreshToken{}, fmt.Errorf("rotate refresh token: %w", err)
+	}
+	return old, nil
+}
+
+// RevokeRefreshToken revokes every token in the family of the token with
+// that hash and returns that token as revoked. Tokens already revoked keep
+// their first revocation time.
+func (db *DB) RevokeRefreshToken(ctx context.Context, hash []byte, now time.Time) (store.RefreshToken, error) {
+	var rt store.RefreshToken
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if rt, err = scanRefreshToken(tx.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, hash)); err != nil {
+			return err
+		}
+		if err := revokeFamily(ctx, tx, rt.FamilyID, now); err != nil {
+			return err
+		}
+		if rt.RevokedAt.IsZero() {
+			rt.RevokedAt = now.UTC()
+		}
+		return nil
+	})
+	if err != nil {
+		return store.RefreshToken{}, fmt.Errorf("revoke refresh token: %w", err)
+	}
+	return rt, nil
+}
+
+func revokeFamily(ctx context.Context, tx *sql.Tx, familyID string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`,
+		nanos(now), familyID)
+	return err
+}
+
+// DeleteExpiredRefreshTokens removes tokens that expired before cutoff and
+// returns how many it removed.
+func (db *DB) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error) {
+	res, err := db.write.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at < ?`, nanos(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired refresh tokens: %w", err)
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired refresh tokens: %w", err)
+	}
+	return n, nil
+}
+
+// SigningKeys returns every signing key, newest first.
+func (db *DB) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+	rows, err := db.read.QueryContext(ctx,
+		`SELECT id, private_key, created_at FROM signing_keys ORDER BY created_at DESC, id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	defer rows.Close()
+	var ks []store.SigningKey
+	for rows.Next() {
+		var k store.SigningKey
+		if err := rows.Scan(&k.ID, &k.PrivateKey, timeDest{&k.CreatedAt}); err != nil {
+			return nil, fmt.Errorf("list signing keys: %w", err)
+		}
+		ks = append(ks, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	return ks, nil
+}
+
+// CreateSigningKey stores k; store.ErrConflict if its id is taken.
+func (db *DB) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+	_, err := db.write.ExecContext(ctx, `INSERT INTO signing_keys (id, private_key, created_at) VALUES (?, ?, ?)`,
+		k.ID, k.PrivateKey, nanos(k.CreatedAt))
+	if isConflict(err) {
+		return fmt.Errorf("create signing key %q: %w", k.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create signing key %q: %w", k.ID, err)
+	}
+	return nil
+}

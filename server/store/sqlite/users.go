@@ -1,0 +1,121 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/qrlogin/qrlogin/server/store"
+)
+
+const selectUser = `SELECT id, username, display_name, password_hash, created_at FROM users`
+
+func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
+	var u store.User
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, timeDest{&u.CreatedAt})
+	return u, err
+}
+
+// CreateUser stores u; store.ErrConflict if its username (or id) is taken.
+func (db *DB) CreateUser(ctx context.Context, u store.User) error {
+	_, err := db.write.ExecContext(ctx,
+		`INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+		u.ID, u.Username, u.DisplayName, u.PasswordHash, nanos(u.CreatedAt))
+	if isConflict(err) {
+		return fmt.Errorf("create user %q: %w", u.Username, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create user %q: %w", u.Username, err)
+	}
+	return nil
+}
+
+// User returns the user with that id, or store.ErrNotFound.
+func (db *DB) User(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(db.read.QueryRowContext(ctx, selectUser+` WHERE id = ?`, id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("user %q: %w", id, notFound(err))
+	}
+	return u, nil
+}
+
+// UserByUsername returns the user with that exact username, or
+// store.ErrNotFound.
+func (db *DB) UserByUsername(ctx context.Context, username string) (store.User, error) {
+	u, err := scanUser(db.read.QueryRowContext(ctx, selectUser+` WHERE username = ?`, username))
+	if err != nil {
+		return store.User{}, fmt.Errorf("user %q: %w", username, notFound(err))
+	}
+	return u, nil
+}
+
+// Users returns every user ordered by username (byte order).
+func (db *DB) Users(ctx context.Context) ([]store.User, error) {
+	rows, err := db.read.QueryContext(ctx, selectUser+` ORDER BY username`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var us []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		us = append(us, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return us, nil
+}
+
+// CountUsers returns how many users exist.
+func (db *DB) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
+}
+
+// SetPassword replaces a user's password hash and revokes every live refresh
+// token of theirs, in one transaction.
+func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now time.Time) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID)
+		if err != nil {
+			return err
+		}
+		if n, err := rowsAffected(res); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx,
+			`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,
+			nanos(now), userID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set password of user %q: %w", userID, err)
+	}
+	return nil
+}
+
+// DeleteUser removes a user; their refresh tokens go with them (ON DELETE
+// CASCADE). Login sessions they scanned are left to expire.
+func (db *DB) DeleteUser(ctx context.Context, userID string) error {
+	res, err := db.write.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID)
+	if err == nil {
+		var n int
+		if n, err = rowsAffected(res); err == nil && n == 0 {
+			err = store.ErrNotFound
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", userID, err)
+	}
+	return nil
+}
