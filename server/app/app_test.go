@@ -1,0 +1,209 @@
+package app_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qrlogin/qrlogin/server/app"
+	"github.com/qrlogin/qrlogin/server/app/apptest"
+	"github.com/qrlogin/qrlogin/shared/api"
+	"github.com/qrlogin/qrlogin/shared/client"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*app.Config)
+		want   []string // substrings of the error; none means valid
+	}{
+		{"defaults", func(*app.Config) {}, nil},
+		{"bad addr", func(c *app.Config) { c.Addr = "8080" }, []string{"addr"}},
+		{"no db", func(c *app.Config) { c.DB = "" }, []string{"db"}},
+		{"relative public url", func(c *app.Config) { c.PublicURL = "example.com" }, []string{"public-url"}},
+		{"ftp public url", func(c *app.Config) { c.PublicURL = "ftp://example.com" }, []string{"public-url"}},
+		{"zero ttl", func(c *app.Config) { c.SessionTTL = 0 }, []string{"session-ttl"}},
+		{"long ttl", func(c *app.Config) { c.SessionTTL = 2 * time.Hour }, []string{"session-ttl"}},
+		{"cert without key", func(c *app.Config) { c.TLSCert = "x.pem" }, []string{"tls-cert"}},
+		{"bad proxy", func(c *app.Config) { c.TrustedProxies = []string{"10.0.0.0/8", "nope"} }, []string{`"nope"`}},
+		{"negative limit", func(c *app.Config) { c.LimitLogin = -1 }, []string{"limit-login"}},
+		{"every problem at once", func(c *app.Config) {
+			c.Addr, c.AccessTTL, c.HashConcurrency = "", -time.Second, 0
+		}, []string{"addr", "access-ttl", "hash-concurrency"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := app.DefaultConfig()
+			tt.change(&c)
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestSweeperRemovesEndedSessions(t *testing.T) {
+	clk := &fakeClock{t: time.Now()}
+	srv := apptest.Start(t, func(c *app.Config) {
+		c.Now = clk.Now
+		c.SweepInterval = 20 * time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := srv.Client()
+	ended, err := c.CreateSession(ctx, api.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WithdrawSession(ctx, ended.ID, ended.PollToken); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(9 * time.Minute) // the first session is long expired, but within retention
+	live, err := c.CreateSession(ctx, api.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // several sweeps; none may remove anything yet
+	if st, err := c.SessionStatus(ctx, ended.ID, ended.PollToken, "", 0); err != nil || st.Status != api.StatusCancelled {
+		t.Fatalf("ended session within retention: %+v %v", st, err)
+	}
+	clk.Advance(2 * time.Minute) // now 11 minutes after it ended
+	for i := 0; ; i++ {
+		_, err := c.SessionStatus(ctx, ended.ID, ended.PollToken, "", 0)
+		if client.IsCode(err, api.ErrNotFound) {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("ended session not swept: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The live one expired 2 minutes ago: still answers "expired".
+	if st, err := c.SessionStatus(ctx, live.ID, live.PollToken, "", 0); err != nil || st.Status != api.StatusExpired {
+		t.Fatalf("recently expired session: %+v %v", st, err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	srv := apptest.Start(t, func(c *app.Config) {
+		c.TLSCert, c.TLSKey = certFile, keyFile
+		c.PublicURL = "" // derived: https because TLS is on
+	})
+	if !strings.HasPrefix(srv.URL, "https://127.0.0.1:") {
+		t.Fatalf("URL %s: want https", srv.URL)
+	}
+	c := client.New(srv.URL)
+	c.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	ctx := context.Background()
+	if err := c.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.AddUser(t, "alice", "Alice", "alice-password")
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/api/v1/auth/cookie", strings.NewReader(`{"username":"alice","password":"alice-password"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cks := resp.Cookies(); len(cks) != 1 || !cks[0].Secure {
+		t.Fatalf("cookies over TLS %+v: want one Secure cookie", cks)
+	}
+}
+
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "qrlogin test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestDemoAccounts(t *testing.T) {
+	srv := apptest.Start(t, func(c *app.Config) { c.Demo = true })
+	var banner strings.Builder
+	srv.App.PrintBanner(&banner)
+	for _, want := range []string{srv.URL + "/m", "DEMO ONLY", "alice", "alice-demo", "bob-demo"} {
+		if !strings.Contains(banner.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner.String())
+		}
+	}
+	if _, err := srv.Client().Login(context.Background(), "alice", "alice-demo"); err != nil {
+		t.Fatal(err)
+	}
+}
