@@ -23,7 +23,7 @@ BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr
               libxinerama-dev libxi-dev libxxf86vm-dev
 # ... and what the tests drive: a virtual X display, headless Chromium, a
 # keyring on a private D-Bus, screenshots, and fonts for the Chinese page.
-TEST_PKGS  := xvfb xauth x11-apps imagemagick chromium dbus dbus-x11 gnome-keyring \
+TEST_PKGS  := xvfb xauth x11-apps imagemagick zbar-tools chromium dbus dbus-x11 gnome-keyring \
               fonts-noto-cjk fonts-dejavu-core
 
 .PHONY: run test build server desktop deps test-deps vet clean
@@ -64,7 +64,7 @@ run: build
 	@set -euo pipefail; \
 	bin/qrlogin-server serve --demo --addr '$(ADDR)' --db '$(DB)' & srv=$$!; \
 	desk=""; \
-	trap 'kill $$srv $$desk 2>/dev/null; wait 2>/dev/null; exit 0' INT TERM; \
+	trap '[ -n "$$desk" ] && kill $$desk 2>/dev/null && wait $$desk 2>/dev/null; kill $$srv 2>/dev/null; wait 2>/dev/null; exit 0' INT TERM; \
 	for i in $$(seq 1 100); do \
 	  (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null && break; \
 	  kill -0 $$srv 2>/dev/null || { echo "the server did not start"; exit 1; }; \
@@ -82,9 +82,11 @@ vet:
 	$(GO) vet ./...
 
 # The keyring tests need a D-Bus session with an unlocked gnome-keyring;
-# dbus-run-session gives them a private one that ends with the tests.
+# dbus-run-session gives them a private one that ends with the tests, and a
+# throwaway XDG_DATA_HOME keeps it away from the developer's own keyring.
 test: test-deps vet
-	dbus-run-session -- bash -c 'echo -n qrlogin-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; \
+	keyrings=$$(mktemp -d) && trap 'rm -rf "$$keyrings"' EXIT && \
+	XDG_DATA_HOME=$$keyrings dbus-run-session -- bash -c 'echo -n qrlogin-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; \
 	  $(GO) test -race -timeout 20m ./...'
 
 clean:

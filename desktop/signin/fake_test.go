@@ -1,0 +1,300 @@
+package signin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qrlogin/qrlogin/desktop/signin"
+	"github.com/qrlogin/qrlogin/desktop/tokenstore"
+	"github.com/qrlogin/qrlogin/shared/api"
+	"github.com/qrlogin/qrlogin/shared/client"
+)
+
+// clock is a settable clock shared by a test, its fake server and the flow.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeServer is an in-memory qrlogin server behind the signin.API
+// interface: it keeps the session states and token rules of the real one,
+// without long-polls.
+type fakeServer struct {
+	now func() time.Time
+
+	mu        sync.Mutex
+	down      error // when set, every call fails with it, as a dead network would
+	createErr error // when set, CreateSession fails with it
+	ttl       time.Duration
+	accessTTL time.Duration
+	n         int
+	sessions  map[string]*fakeSession
+	refresh   map[string]bool // refresh token → still valid
+	access    map[string]bool
+	calls     map[string]int
+	withdrawn []string
+}
+
+type fakeSession struct {
+	poll      string
+	status    api.Status
+	expires   time.Time
+	scannedBy string
+	delivered bool
+}
+
+var alice = api.User{ID: "u-alice", Username: "alice", DisplayName: "Alice Example"}
+
+func newFakeServer(now func() time.Time) *fakeServer {
+	return &fakeServer{
+		now:       now,
+		ttl:       2 * time.Minute,
+		accessTTL: 15 * time.Minute,
+		sessions:  map[string]*fakeSession{},
+		refresh:   map[string]bool{},
+		access:    map[string]bool{},
+		calls:     map[string]int{},
+	}
+}
+
+var errNetwork = errors.New("dial tcp 127.0.0.1:9: connect: connection refused")
+
+func apiErr(status int, code string) error {
+	return &client.Error{StatusCode: status, Code: code, Message: code}
+}
+
+func (s *fakeServer) enter(name string) error {
+	s.mu.Lock()
+	s.calls[name]++
+	return s.down
+}
+
+func (s *fakeServer) Calls(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[name]
+}
+
+func (s *fakeServer) SetDown(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = err
+}
+
+func (s *fakeServer) CreateSession(_ context.Context, req api.CreateSessionRequest) (*api.CreateSessionResponse, error) {
+	err := s.enter("create")
+	defer s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if s.createErr != nil {
+		return nil, s.createErr
+	}
+	s.n++
+	id := fmt.Sprintf("sess%d", s.n)
+	s.sessions[id] = &fakeSession{poll: "poll-" + id, status: api.StatusPending, expires: s.now().Add(s.ttl)}
+	return &api.CreateSessionResponse{
+		ID: id, PollToken: "poll-" + id,
+		VerifyURL: "http://phone.test:8080/m/" + id,
+		UserCode:  fmt.Sprintf("BCDF-GH%02d", s.n),
+		ExpiresAt: s.now().Add(s.ttl), ExpiresIn: int(s.ttl / time.Second), Interval: 2,
+	}, nil
+}
+
+func (s *fakeServer) statusOf(fs *fakeSession) api.Status {
+	if (fs.status == api.StatusPending || fs.status == api.StatusScanned || fs.status == api.StatusConfirmed) &&
+		!s.now().Before(fs.expires) {
+		return api.StatusExpired
+	}
+	return fs.status
+}
+
+func (s *fakeServer) SessionStatus(_ context.Context, id, pollToken string, _ api.Status, _ time.Duration) (*api.SessionStatusResponse, error) {
+	err := s.enter("status")
+	defer s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	fs, ok := s.sessions[id]
+	if !ok {
+		return nil, apiErr(http.StatusNotFound, api.ErrNotFound)
+	}
+	if fs.poll != pollToken {
+		return nil, apiErr(http.StatusUnauthorized, api.ErrUnauthorized)
+	}
+	if fs.delivered {
+		return nil, apiErr(http.StatusGone, api.ErrConsumed)
+	}
+	st := s.statusOf(fs)
+	resp := &api.SessionStatusResponse{Status: st, ExpiresAt: fs.expires}
+	if fs.scannedBy != "" {
+		resp.ScannedBy = &api.ScannedBy{DisplayName: fs.scannedBy}
+	}
+	if st == api.StatusConfirmed {
+		fs.delivered = true
+		t := s.issue()
+		u := alice
+		resp.Tokens, resp.User = &t, &u
+	}
+	return resp, nil
+}
+
+func (s *fakeServer) issue() api.Tokens {
+	s.n++
+	t := api.Tokens{
+		AccessToken:  fmt.Sprintf("access%d", s.n),
+		TokenType:    "Bearer",
+		ExpiresIn:    int(s.accessTTL / time.Second),
+		RefreshToken: fmt.Sprintf("refresh%d", s.n),
+	}
+	s.access[t.AccessToken] = true
+	s.refresh[t.RefreshToken] = true
+	return t
+}
+
+func (s *fakeServer) WithdrawSession(_ context.Context, id, pollToken string) error {
+	err := s.enter("withdraw")
+	defer s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	fs, ok := s.sessions[id]
+	if !ok || fs.poll != pollToken {
+		return apiErr(http.StatusNotFound, api.ErrNotFound)
+	}
+	fs.status = api.StatusCancelled
+	s.withdrawn = append(s.withdrawn, id)
+	return nil
+}
+
+func (s *fakeServer) Refresh(_ context.Context, refreshToken string) (*api.LoginResponse, error) {
+	err := s.enter("refresh")
+	defer s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if !s.refresh[refreshToken] {
+		return nil, apiErr(http.StatusUnauthorized, api.ErrUnauthorized)
+	}
+	s.refresh[refreshToken] = false // rotated
+	return &api.LoginResponse{Tokens: s.issue(), User: alice}, nil
+}
+
+func (s *fakeServer) Logout(_ context.Context, accessToken, refreshToken string) error {
+	err := s.enter("logout")
+	defer s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !s.access[accessToken] {
+		return apiErr(http.StatusUnauthorized, api.ErrUnauthorized)
+	}
+	s.refresh[refreshToken] = false
+	return nil
+}
+
+func (s *fakeServer) Me(_ context.Context, accessToken string) (*api.Me, error) {
+	err := s.enter("me")
+	defer s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if !s.access[accessToken] {
+		return nil, apiErr(http.StatusUnauthorized, api.ErrUnauthorized)
+	}
+	return &api.Me{ID: alice.ID, Username: alice.Username, DisplayName: alice.DisplayName,
+		CreatedAt: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}, nil
+}
+
+// phone acts on a session as the phone would.
+func (s *fakeServer) phone(t *testing.T, id string, to api.Status, name string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs, ok := s.sessions[id]
+	if !ok {
+		t.Fatalf("phone: no session %q", id)
+	}
+	fs.status = to
+	if to == api.StatusScanned {
+		fs.scannedBy = name
+	}
+}
+
+// RevokeAll revokes every refresh and access token, as a password change
+// would.
+func (s *fakeServer) RevokeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.refresh {
+		s.refresh[k] = false
+	}
+	for k := range s.access {
+		s.access[k] = false
+	}
+}
+
+// memTokens is an in-memory signin.TokenStore.
+type memTokens struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (m *memTokens) Load(server string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[server]
+	if !ok {
+		return "", tokenstore.ErrNotFound
+	}
+	return v, nil
+}
+
+func (m *memTokens) Save(server, secret string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[string]string{}
+	}
+	m.m[server] = secret
+	return nil
+}
+
+func (m *memTokens) Delete(server string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.m, server)
+	return nil
+}
+
+func (m *memTokens) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.m)
+}
+
+var _ signin.API = (*fakeServer)(nil)
+var _ signin.API = (*client.Client)(nil)
+var _ signin.TokenStore = (*tokenstore.Store)(nil)
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -1,0 +1,327 @@
+package tokenstore_test
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zalando/go-keyring"
+
+	"github.com/qrlogin/qrlogin/desktop/tokenstore"
+)
+
+const server = "http://127.0.0.1:8080"
+
+// TestKeychain uses the real Secret Service. Run it inside a D-Bus session
+// with an unlocked gnome-keyring:
+//
+//	dbus-run-session -- sh -c 'printf x | gnome-keyring-daemon --unlock --components=secrets >/dev/null && go test ./desktop/tokenstore/'
+func TestKeychain(t *testing.T) {
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		t.Skip("no D-Bus session (DBUS_SESSION_BUS_ADDRESS unset): run under dbus-run-session with gnome-keyring-daemon --unlock to test the keychain")
+	}
+	if os.Getenv(helperEnv) != "" {
+		t.Skip("helper process")
+	}
+	service := fmt.Sprintf("qrlogin-test-%d", time.Now().UnixNano())
+	var fellBack error
+	s := tokenstore.New(tokenstore.Config{
+		Service: service, Dir: t.TempDir(), Timeout: 20 * time.Second,
+		OnFallback: func(_ string, reason error) { fellBack = reason },
+	})
+	t.Cleanup(func() { _ = keyring.DeleteAll(service) })
+
+	if _, err := s.Load(server); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatalf("Load before Save: %v (fell back: %v), want ErrNotFound", err, fellBack)
+	}
+	if err := s.Save(server, "secret-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(server, "secret-2"); err != nil {
+		t.Fatal(err)
+	}
+	if fellBack != nil || s.Backend() != "keychain" {
+		t.Fatalf("fell back to the file: %v", fellBack)
+	}
+	// It is really in the keychain, not in the file.
+	if got, err := keyring.Get(service, server); err != nil || got != "secret-2" {
+		t.Fatalf("keychain holds %q, %v; want secret-2", got, err)
+	}
+	if _, err := os.Stat(s.Path()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("fallback file exists: %v", err)
+	}
+	if got, err := s.Load(server); err != nil || got != "secret-2" {
+		t.Fatalf("Load = %q, %v", got, err)
+	}
+	if _, err := s.Load("http://other:8080"); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Errorf("Load of another server: %v, want ErrNotFound", err)
+	}
+	if err := s.Delete(server); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(server); err != nil {
+		t.Errorf("second Delete: %v", err)
+	}
+	if _, err := s.Load(server); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Errorf("Load after Delete: %v, want ErrNotFound", err)
+	}
+}
+
+const helperEnv = "QRLOGIN_TOKENSTORE_NO_DBUS_HELPER"
+
+// TestFallbackWithoutDBus runs the real keychain code in a process that
+// has no D-Bus (a D-Bus connection, once made, is shared by the whole
+// process, so this cannot run in the test process itself).
+func TestFallbackWithoutDBus(t *testing.T) {
+	if os.Getenv(helperEnv) != "" {
+		t.Skip("helper process")
+	}
+	dir := filepath.Join(t.TempDir(), "app")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNoDBusHelper$", "-test.v")
+	cmd.Env = append(os.Environ(),
+		helperEnv+"="+dir,
+		// A bus address that cannot work; an empty one would make godbus
+		// try to autolaunch a bus.
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/qrlogin-test-bus",
+	)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestNoDBusHelper") {
+		t.Fatalf("helper failed: %v\n%s", err, out)
+	}
+}
+
+func TestNoDBusHelper(t *testing.T) {
+	dir := os.Getenv(helperEnv)
+	if dir == "" {
+		t.Skip("run by TestFallbackWithoutDBus")
+	}
+	var calls []string
+	s := tokenstore.New(tokenstore.Config{
+		Service: "qrlogin-test", Dir: dir,
+		OnFallback: func(path string, reason error) {
+			calls = append(calls, path)
+			t.Logf("fell back: %v", reason)
+		},
+	})
+	if _, err := s.Load(server); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatalf("Load: %v, want ErrNotFound", err)
+	}
+	if err := s.Save(server, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save("http://other:9", "other"); err != nil {
+		t.Fatal(err)
+	}
+	checkPrivate(t, s.Path(), dir)
+	if got, err := s.Load(server); err != nil || got != "secret" {
+		t.Fatalf("Load = %q, %v", got, err)
+	}
+	if len(calls) != 1 || calls[0] != filepath.Join(dir, tokenstore.FileName) || s.Backend() != "file" {
+		t.Fatalf("OnFallback calls = %v, backend %s; want one call with the file path", calls, s.Backend())
+	}
+	if err := s.Delete(server); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(server); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatalf("Load after Delete: %v", err)
+	}
+	if err := s.Delete("http://other:9"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Path()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("empty fallback file left behind: %v", err)
+	}
+}
+
+func checkPrivate(t *testing.T, file, dir string) {
+	t.Helper()
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", file, fi.Mode().Perm())
+	}
+	di, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if di.Mode().Perm() != 0o700 {
+		t.Errorf("%s has mode %v, want 0700", dir, di.Mode().Perm())
+	}
+}
+
+// fakeKeyring is an in-memory keychain that can be broken or slow.
+type fakeKeyring struct {
+	mu    sync.Mutex
+	m     map[string]string
+	err   error         // returned by every call when set
+	block chan struct{} // calls wait on it when set
+}
+
+func (k *fakeKeyring) wait() error {
+	if k.block != nil {
+		<-k.block
+	}
+	k.mu.Lock()
+	return k.err
+}
+
+func (k *fakeKeyring) Get(service, user string) (string, error) {
+	err := k.wait()
+	defer k.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	v, ok := k.m[service+"|"+user]
+	if !ok {
+		return "", keyring.ErrNotFound
+	}
+	return v, nil
+}
+
+func (k *fakeKeyring) Set(service, user, secret string) error {
+	err := k.wait()
+	defer k.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(secret) > 2000 {
+		return keyring.ErrSetDataTooBig
+	}
+	if k.m == nil {
+		k.m = map[string]string{}
+	}
+	k.m[service+"|"+user] = secret
+	return nil
+}
+
+func (k *fakeKeyring) Delete(service, user string) error {
+	err := k.wait()
+	defer k.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if _, ok := k.m[service+"|"+user]; !ok {
+		return keyring.ErrNotFound
+	}
+	delete(k.m, service+"|"+user)
+	return nil
+}
+
+func TestFallbackDecisions(t *testing.T) {
+	tests := []struct {
+		name         string
+		kr           *fakeKeyring
+		timeout      time.Duration
+		wantBackend  string
+		wantFallback bool
+	}{
+		{name: "working keychain", kr: &fakeKeyring{}, wantBackend: "keychain"},
+		{name: "keychain error", kr: &fakeKeyring{err: errors.New("org.freedesktop.DBus.Error.ServiceUnknown")}, wantBackend: "file", wantFallback: true},
+		{name: "keychain never answers", kr: &fakeKeyring{block: make(chan struct{})}, timeout: 50 * time.Millisecond, wantBackend: "file", wantFallback: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.kr.block != nil {
+				t.Cleanup(func() { close(tt.kr.block) })
+			}
+			dir := filepath.Join(t.TempDir(), "app")
+			fallbacks := 0
+			s := tokenstore.New(tokenstore.Config{
+				Service: "svc", Dir: dir, Keyring: tt.kr, Timeout: tt.timeout,
+				OnFallback: func(string, error) { fallbacks++ },
+			})
+			for i := range 3 {
+				if err := s.Save(server, fmt.Sprint("secret", i)); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := s.Load(server); err != nil || got != fmt.Sprint("secret", i) {
+					t.Fatalf("Load = %q, %v", got, err)
+				}
+			}
+			if s.Backend() != tt.wantBackend {
+				t.Errorf("backend %s, want %s", s.Backend(), tt.wantBackend)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tt.wantFallback]; fallbacks != want {
+				t.Errorf("OnFallback called %d times, want %d", fallbacks, want)
+			}
+			_, err := os.Stat(s.Path())
+			if tt.wantFallback {
+				checkPrivate(t, s.Path(), dir)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("file written although the keychain works: %v", err)
+			}
+		})
+	}
+}
+
+func TestFileCopyMovesToKeychain(t *testing.T) {
+	dir := t.TempDir()
+	// An earlier run without a keychain left the secret in the file.
+	old := tokenstore.New(tokenstore.Config{Service: "svc", Dir: dir, Keyring: &fakeKeyring{err: errors.New("no bus")}})
+	if err := old.Save(server, "from-file"); err != nil {
+		t.Fatal(err)
+	}
+	kr := &fakeKeyring{}
+	s := tokenstore.New(tokenstore.Config{Service: "svc", Dir: dir, Keyring: kr})
+	if got, err := s.Load(server); err != nil || got != "from-file" {
+		t.Fatalf("Load = %q, %v; want the file's copy", got, err)
+	}
+	if err := s.Save(server, "rotated"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Path()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("old file copy not removed: %v", err)
+	}
+	if v, _ := kr.Get("svc", server); v != "rotated" {
+		t.Errorf("keychain holds %q", v)
+	}
+}
+
+func TestTooBigIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	s := tokenstore.New(tokenstore.Config{Service: "svc", Dir: dir, Keyring: &fakeKeyring{}})
+	err := s.Save(server, strings.Repeat("x", 3000))
+	if !errors.Is(err, keyring.ErrSetDataTooBig) {
+		t.Fatalf("Save = %v, want ErrSetDataTooBig", err)
+	}
+	if s.Backend() != "keychain" {
+		t.Errorf("a too-big secret made the store fall back")
+	}
+}
+
+func TestLoosePermissionsAreTightened(t *testing.T) {
+	dir := t.TempDir()
+	s := tokenstore.New(tokenstore.Config{Service: "svc", Dir: dir, Keyring: &fakeKeyring{err: errors.New("no bus")}})
+	if err := s.Save(server, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(s.Path(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(server); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(s.Path()); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestCorruptFile(t *testing.T) {
+	dir := t.TempDir()
+	s := tokenstore.New(tokenstore.Config{Service: "svc", Dir: dir, Keyring: &fakeKeyring{err: errors.New("no bus")}})
+	if err := os.WriteFile(s.Path(), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(server); err == nil || errors.Is(err, tokenstore.ErrNotFound) {
+		t.Errorf("Load of a corrupt file = %v, want a parse error", err)
+	}
+}
