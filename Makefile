@@ -22,9 +22,10 @@ SERVER  ?= http://127.0.0.1:$(PORT)
 BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
               libxinerama-dev libxi-dev libxxf86vm-dev
 # ... and what the tests drive: a virtual X display, headless Chromium, a
-# keyring on a private D-Bus, screenshots, and fonts for the Chinese page.
+# keyring on a private D-Bus, screenshots, fonts for the Chinese page, and
+# PostgreSQL (the tests start a throwaway cluster of their own).
 TEST_PKGS  := xvfb xauth x11-apps imagemagick zbar-tools chromium dbus dbus-x11 gnome-keyring \
-              fonts-noto-cjk fonts-dejavu-core
+              fonts-noto-cjk fonts-dejavu-core postgresql
 
 .PHONY: run test build server desktop deps test-deps vet clean
 

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/account"
@@ -26,13 +27,14 @@ import (
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/server/store/postgres"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
 )
 
 // Config is everything a server can be told. Fill it from DefaultConfig.
 type Config struct {
 	Addr           string        // listen address, e.g. ":8080"
-	DB             string        // SQLite database file
+	DB             string        // SQLite database file, or a postgres:// URL (several servers may share it)
 	PublicURL      string        // base URL phones use; empty: http(s)://<LAN IPv4>:<port>
 	SessionTTL     time.Duration // login session lifetime
 	AccessTTL      time.Duration // access token lifetime
@@ -54,6 +56,10 @@ type Config struct {
 	// SweepInterval is how often ended sessions and expired tokens are
 	// deleted.
 	SweepInterval time.Duration
+	// KeyReload is how often the signing keys are re-read from the store,
+	// so that a rotated key is picked up without a restart; a minute when
+	// zero.
+	KeyReload time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -72,6 +78,7 @@ func DefaultConfig() Config {
 		HashConcurrency: 4,
 		PasswordParams:  auth.DefaultParams(),
 		SweepInterval:   time.Minute,
+		KeyReload:       time.Minute,
 	}
 }
 
@@ -121,6 +128,9 @@ func (c Config) Validate() error {
 	if c.SweepInterval <= 0 {
 		errs = append(errs, fmt.Errorf("sweep-interval: %v must be positive", c.SweepInterval))
 	}
+	if c.KeyReload < 0 {
+		errs = append(errs, fmt.Errorf("key-reload: %v must not be negative", c.KeyReload))
+	}
 	return errors.Join(errs...)
 }
 
@@ -130,6 +140,8 @@ type App struct {
 	log      *slog.Logger
 	store    store.Store
 	accounts *account.Service
+	hub      *notify.Hub
+	keys     *keyRing
 	api      *httpapi.Server
 	ln       net.Listener
 	srv      *http.Server
@@ -163,8 +175,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	return a, nil
 }
 
-// OpenStore opens the database named by dsn.
+// OpenStore opens the database named by dsn: PostgreSQL for a postgres://
+// or postgresql:// URL, otherwise the SQLite file dsn (an optional
+// sqlite:// prefix is dropped).
 func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
+	if postgres.IsURL(dsn) {
+		// Not %s of dsn: the URL may hold a password. The error names the
+		// user, host and database.
+		return postgres.Open(ctx, dsn)
+	}
 	db, err := sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite://"))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", dsn, err)
@@ -174,12 +193,14 @@ func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
 
 func (a *App) init(ctx context.Context) error {
 	cfg := a.cfg
-	issuer, err := auth.NewIssuer(ctx, a.store, auth.IssuerConfig{
+	var err error
+	a.keys, err = newKeyRing(ctx, a.store, auth.IssuerConfig{
 		Issuer: "qrlogin", Audience: "qrlogin", TTL: cfg.AccessTTL, Now: cfg.Now,
-	})
+	}, a.log)
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
+	a.hub = &notify.Hub{}
 	a.accounts = NewAccounts(a.store, cfg)
 
 	a.ln, err = net.Listen("tcp", cfg.Addr)
@@ -208,8 +229,8 @@ func (a *App) init(ctx context.Context) error {
 	}, httpapi.Deps{
 		Store:    a.store,
 		Accounts: a.accounts,
-		Tokens:   issuer,
-		Hub:      &notify.Hub{},
+		Tokens:   a.keys,
+		Hub:      a.hub,
 		Limits: httpapi.Limits{
 			Login:     minute(cfg.LimitLogin),
 			LoginUser: minute(cfg.LimitLogin),
@@ -299,6 +320,9 @@ func (a *App) Addr() net.Addr { return a.ln.Addr() }
 // Store is the server's store.
 func (a *App) Store() store.Store { return a.store }
 
+// Waiters is how many long-polls the server is holding right now.
+func (a *App) Waiters() int { return a.hub.Len() }
+
 // Accounts is the server's account service.
 func (a *App) Accounts() *account.Service { return a.accounts }
 
@@ -307,9 +331,20 @@ func (a *App) Accounts() *account.Service { return a.accounts }
 // up to 10 seconds to finish. It closes the store before returning.
 func (a *App) Serve(ctx context.Context) error {
 	defer a.store.Close()
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
-	go a.sweep(sweepCtx)
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	// Runs before the store closes (deferred calls run last-in first-out).
+	defer background.Wait()
+	defer stopBackground()
+	background.Go(func() { a.sweep(bgCtx) })
+	background.Go(func() { a.keys.reload(bgCtx, a.cfg.KeyReload) })
+	if l, ok := a.store.(sessionListener); ok {
+		background.Go(func() {
+			if err := l.Listen(bgCtx, a.log, a.hub.Publish, a.hub.Waiting); err != nil {
+				a.log.Error("session notifications from other servers stopped", "err", err)
+			}
+		})
+	}
 
 	errc := make(chan error, 1)
 	go func() {
@@ -335,6 +370,16 @@ func (a *App) Serve(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// sessionListener is a store shared by several servers that reports
+// session changes made by any of them (the PostgreSQL store, through
+// LISTEN/NOTIFY). The server feeds them to its hub, so a long-poll held
+// here wakes when the phone's confirm lands on another server. Stores
+// without it (SQLite) serve one process, whose handlers publish to the
+// hub themselves.
+type sessionListener interface {
+	Listen(ctx context.Context, log *slog.Logger, changed func(id string), waiting func() []string) error
 }
 
 // Close releases the listener and store of an App that was never served.
@@ -384,12 +429,20 @@ func (a *App) createDemoUsers(ctx context.Context) error {
 	if n > 0 {
 		return nil
 	}
+	var created []string
 	for _, d := range demoUsers {
-		if _, err := a.accounts.Add(ctx, d.username, d.display, d.password); err != nil {
+		_, err := a.accounts.Add(ctx, d.username, d.display, d.password)
+		if errors.Is(err, account.ErrUsernameTaken) {
+			continue // another server sharing the database created it just now
+		}
+		if err != nil {
 			return fmt.Errorf("create demo user %s: %w", d.username, err)
 		}
+		created = append(created, d.username)
 	}
-	a.log.Warn("created demo accounts; for trying qrlogin only, never in production", "users", "alice, bob")
+	if len(created) > 0 {
+		a.log.Warn("created demo accounts; for trying qrlogin only, never in production", "users", strings.Join(created, ", "))
+	}
 	return nil
 }
 

@@ -3,6 +3,8 @@
 //
 //	qrlogin-server serve [flags]          run the server
 //	qrlogin-server user add --username U  add a user (also: list, passwd, delete)
+//	qrlogin-server keys rotate            add a signing key (also: list)
+//	qrlogin-server store copy --from F --to URL  copy users and keys to PostgreSQL
 //	qrlogin-server --version
 //
 // Every serve flag can also be set by a QRLOGIN_* environment variable
@@ -50,6 +52,9 @@ const usage = `usage:
   qrlogin-server user list
   qrlogin-server user passwd --username U [--password-stdin]
   qrlogin-server user delete --username U
+  qrlogin-server keys rotate [--activate-in 10m]  add a new signing key for access tokens
+  qrlogin-server keys list
+  qrlogin-server store copy --from qrlogin.db --to postgres://...   copy users and signing keys
   qrlogin-server --version
 `
 
@@ -66,6 +71,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve(ctx, args[1:], stdout, stderr)
 	case "user":
 		return userCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args[1:], stdout, stderr)
+	case "store":
+		return storeCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -91,6 +100,9 @@ func setFromEnv(fs *flag.FlagSet) error {
 	return errors.Join(errs...)
 }
 
+// dbHelp describes the --db flag of every command.
+const dbHelp = "SQLite database file (created if missing), or a postgres://user:pass@host/db URL that several servers share"
+
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
@@ -109,7 +121,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (all interfaces by default)")
-	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing)")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, dbHelp)
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL phones use to reach this server (default http://<LAN IPv4>:<port>)")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "how long a QR code stays valid")
 	fs.DurationVar(&cfg.AccessTTL, "access-ttl", cfg.AccessTTL, "access token lifetime")
@@ -176,7 +188,7 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := app.DefaultConfig()
-	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, dbHelp)
 	username := fs.String("username", "", "the user's login name")
 	display := fs.String("display-name", "", "name shown to people (default: the username)")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from one line of standard input")

@@ -252,8 +252,7 @@ func TestVersionAndEnv(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "env.db")
 	t.Setenv("QRLOGIN_DB", db)
 	t.Setenv("QRLOGIN_PUBLIC_URL", "https://login.example.test")
-	srv := startServer(t, "ignored-by-flag-wins.db")
-	_ = srv
+	srv := startServer(t, filepath.Join(t.TempDir(), "flag-wins.db"))
 	// Flags win over the environment: --db was given, so QRLOGIN_DB is
 	// ignored, but QRLOGIN_PUBLIC_URL applies.
 	sess, err := client.New(srv.url).CreateSession(context.Background(), api.CreateSessionRequest{})

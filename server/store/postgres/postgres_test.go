@@ -1,0 +1,384 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/server/store/postgres"
+	"github.com/qrlogin/qrlogin/server/store/postgres/pgtest"
+	"github.com/qrlogin/qrlogin/server/store/storetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// openDB opens url and closes it when the test ends.
+func openDB(tb testing.TB, url string) *postgres.DB {
+	tb.Helper()
+	db, err := postgres.Open(tb.Context(), url)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+// newDB opens a store in a fresh schema.
+func newDB(tb testing.TB) *postgres.DB {
+	tb.Helper()
+	return openDB(tb, pgtest.NewURL(tb))
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return newDB(t) })
+}
+
+func TestIsURL(t *testing.T) {
+	tests := []struct {
+		dsn  string
+		want bool
+	}{
+		{"postgres://qrlogin@db.example.com/qrlogin", true},
+		{"postgresql://qrlogin@db.example.com:5432/qrlogin?sslmode=verify-full", true},
+		{"qrlogin.db", false},
+		{"sqlite://qrlogin.db", false},
+		{"/var/lib/qrlogin/postgres://odd-but-a-file", false},
+	}
+	for _, tt := range tests {
+		if got := postgres.IsURL(tt.dsn); got != tt.want {
+			t.Errorf("IsURL(%q) = %v, want %v", tt.dsn, got, tt.want)
+		}
+	}
+}
+
+// queryInt runs a one-number query on the test server.
+func queryInt(t *testing.T, url, sql string, args ...any) int64 {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int64
+	if err := conn.QueryRow(t.Context(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	url := pgtest.NewURL(t)
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			db, err := postgres.Open(t.Context(), url)
+			if err == nil {
+				err = db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+		}
+	}
+	if got := queryInt(t, url, `SELECT count(*) FROM schema_migrations`); got != 1 {
+		t.Errorf("schema_migrations has %d rows, want 1 (one per migration)", got)
+	}
+	// Opening again applies nothing and keeps the data.
+	db := openDB(t, url)
+	if err := db.CreateUser(t.Context(), store.User{ID: "u1", Username: "ada", DisplayName: "Ada", PasswordHash: "x", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	db2 := openDB(t, url)
+	if n, err := db2.CountUsers(t.Context()); err != nil || n != 1 {
+		t.Errorf("CountUsers after reopening = %d, %v; want 1", n, err)
+	}
+}
+
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	url := pgtest.NewURL(t)
+	openDB(t, url)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES (9999, now())`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = postgres.Open(t.Context(), url)
+	if err == nil || !strings.Contains(err.Error(), "newer than this program knows") {
+		t.Fatalf("Open of a newer schema: %v, want a refusal", err)
+	}
+}
+
+func TestOpenErrorHidesPassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, url := range []string{
+		"postgres://qrlogin:hunter2-secret@127.0.0.1:1/qrlogin?connect_timeout=2",
+		"postgres://qrlogin:hunter2-secret@127.0.0.1:1/qrlogin?pool_max_conns=zero",
+	} {
+		_, err := postgres.Open(ctx, url)
+		if err == nil {
+			t.Fatalf("Open(%s) succeeded", url)
+		}
+		if strings.Contains(err.Error(), "hunter2-secret") {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+	}
+}
+
+func TestSweepFromManyServers(t *testing.T) {
+	url := pgtest.NewURL(t)
+	dbs := []*postgres.DB{openDB(t, url), openDB(t, url), openDB(t, url)}
+	base := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	const sessions = 60
+	for i := range sessions {
+		s := login.Session{
+			ID: "s" + strings.Repeat("x", i), PollTokenHash: []byte{byte(i)}, UserCode: "CODE" + strings.Repeat("B", i),
+			Status: login.Cancelled, CreatedAt: base, ExpiresAt: base.Add(2 * time.Minute), EndedAt: base.Add(time.Second),
+		}
+		if err := dbs[0].CreateSession(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every server's sweeper fires at once, several times.
+	var mu sync.Mutex
+	total := 0
+	var wg sync.WaitGroup
+	for i := range 3 * len(dbs) {
+		wg.Go(func() {
+			n, err := dbs[i%len(dbs)].DeleteEndedSessions(t.Context(), base.Add(time.Hour))
+			if err != nil {
+				t.Errorf("DeleteEndedSessions: %v", err)
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if total != sessions {
+		t.Errorf("the sweeps deleted %d sessions in all, want %d (each exactly once)", total, sessions)
+	}
+}
+
+// recorder collects the ids Listen reports and counts its (re)connections.
+type recorder struct {
+	mu        sync.Mutex
+	ids       []string
+	changed   chan string
+	connected chan struct{}
+	waiting   []string
+}
+
+func newRecorder(waiting ...string) *recorder {
+	return &recorder{changed: make(chan string, 100), connected: make(chan struct{}, 10), waiting: waiting}
+}
+
+func (r *recorder) onChanged(id string) {
+	r.mu.Lock()
+	r.ids = append(r.ids, id)
+	r.mu.Unlock()
+	select {
+	case r.changed <- id:
+	default:
+	}
+}
+
+func (r *recorder) onWaiting() []string {
+	r.connected <- struct{}{}
+	return r.waiting
+}
+
+// listen runs db.Listen until the test ends and waits for its first
+// connection.
+func listen(t *testing.T, db *postgres.DB, r *recorder) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- db.Listen(ctx, nil, r.onChanged, r.onWaiting) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Listen returned %v after its context ended, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Listen did not return within 10s of its context ending")
+		}
+	})
+	waitFor(t, r.connected, "Listen to connect")
+}
+
+func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// expectID waits for a notification of id, skipping others' (the channel
+// is shared by every schema in the database).
+func expectID(t *testing.T, r *recorder, id, what string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-r.changed:
+			if got == id {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no notification of %s (%s) within 10s", id, what)
+		}
+	}
+}
+
+func newPending(id string, code int, now time.Time) login.Session {
+	return login.Session{
+		ID: id, PollTokenHash: []byte("poll-" + id), UserCode: strings.Repeat(string(rune('B'+code)), 8),
+		Status: login.Pending, CreatedAt: now, ExpiresAt: now.Add(2 * time.Minute),
+	}
+}
+
+func TestListenSeesChangesFromAnotherServer(t *testing.T) {
+	url := pgtest.NewURL(t)
+	a, b := openDB(t, url), openDB(t, url)
+	r := newRecorder()
+	listen(t, a, r)
+
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for _, s := range []login.Session{newPending("s-scan", 0, now), newPending("s-refused", 1, now), newPending("s-after", 2, now)} {
+		if err := b.CreateSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.CreateUser(ctx, store.User{ID: "u1", Username: "ada", DisplayName: "Ada", PasswordHash: "x", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A change that fails saves nothing and must announce nothing: the
+	// notification is part of the transaction.
+	boom := errors.New("boom")
+	if _, err := b.UpdateSession(ctx, "s-refused", func(s *login.Session) error {
+		s.Status = login.Cancelled
+		return boom
+	}); err != boom {
+		t.Fatalf("UpdateSession: %v, want boom", err)
+	}
+	steps := []struct {
+		id string
+		do func() error
+	}{
+		{"s-scan", func() error {
+			_, err := b.UpdateSession(ctx, "s-scan", func(s *login.Session) error { return login.Scan(s, "u1", "Ada", now) })
+			return err
+		}},
+		{"s-scan", func() error {
+			_, err := b.UpdateSession(ctx, "s-scan", func(s *login.Session) error { return login.Confirm(s, "u1", now) })
+			return err
+		}},
+		{"s-scan", func() error {
+			_, err := b.DeliverSession(ctx, "s-scan", store.RefreshToken{ID: "t1", Hash: []byte("h1"), FamilyID: "f1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
+			return err
+		}},
+		{"s-after", func() error {
+			_, err := b.UpdateSession(ctx, "s-after", func(s *login.Session) error { return login.Withdraw(s, now) })
+			return err
+		}},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("change of %s: %v", st.id, err)
+		}
+		expectID(t, r, st.id, "a committed change")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range r.ids {
+		if id == "s-refused" {
+			t.Error("a rolled-back change was announced")
+		}
+	}
+}
+
+func TestListenReconnectsAndRechecksWaiters(t *testing.T) {
+	app := "qrlogin-test-" + strings.ReplaceAll(t.Name(), "/", "-")
+	url := pgtest.NewURL(t, "application_name", app)
+	a := openDB(t, url)
+	r := newRecorder("s-held-1", "s-held-2")
+	listen(t, a, r)
+
+	// The first connection already re-checks whatever is waiting (a
+	// long-poll may have begun before LISTEN took effect).
+	expectID(t, r, "s-held-1", "the first connection's re-check")
+	expectID(t, r, "s-held-2", "the first connection's re-check")
+
+	for round := range 2 {
+		killed := pgtest.Exec(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app+postgres.ListenerAppName)
+		if killed != 1 {
+			t.Fatalf("round %d: terminated %d listener connections, want 1", round, killed)
+		}
+		waitFor(t, r.connected, "Listen to reconnect")
+		expectID(t, r, "s-held-1", "the re-check after reconnecting")
+		expectID(t, r, "s-held-2", "the re-check after reconnecting")
+	}
+
+	// And it listens again.
+	b := openDB(t, url)
+	now := time.Now().UTC()
+	if err := b.CreateSession(t.Context(), newPending("s-new", 3, now)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UpdateSession(t.Context(), "s-new", func(s *login.Session) error { return login.Withdraw(s, now) }); err != nil {
+		t.Fatal(err)
+	}
+	expectID(t, r, "s-new", "a change after reconnecting")
+}
+
+func TestListenSurvivesQuietPeriods(t *testing.T) {
+	// Restored after the listener stops (cleanups run last-in first-out).
+	t.Cleanup(postgres.SetListenHeartbeat(20 * time.Millisecond))
+	url := pgtest.NewURL(t)
+	a, b := openDB(t, url), openDB(t, url)
+	r := newRecorder()
+	listen(t, a, r)
+	now := time.Now().UTC()
+	if err := b.CreateSession(t.Context(), newPending("s1", 0, now)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // several heartbeats, each a ping
+	if _, err := b.UpdateSession(t.Context(), "s1", func(s *login.Session) error { return login.Withdraw(s, now) }); err != nil {
+		t.Fatal(err)
+	}
+	expectID(t, r, "s1", "a change after quiet heartbeats")
+	select {
+	case <-r.connected:
+		t.Error("the listener reconnected during a quiet period; its heartbeat broke the connection")
+	default:
+	}
+}

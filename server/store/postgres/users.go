@@ -1,0 +1,116 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/qrlogin/qrlogin/server/store"
+)
+
+const selectUser = `SELECT id, username, display_name, password_hash, created_at FROM users`
+
+func scanUser(row pgx.Row) (store.User, error) {
+	var u store.User
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, timeDest{&u.CreatedAt})
+	return u, notFound(err)
+}
+
+// CreateUser stores u; store.ErrConflict if its username (or id) is taken.
+func (db *DB) CreateUser(ctx context.Context, u store.User) error {
+	_, err := db.pool.Exec(ctx,
+		`INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		u.ID, u.Username, u.DisplayName, u.PasswordHash, ts(u.CreatedAt))
+	if isConflict(err) {
+		return fmt.Errorf("create user %q: %w", u.Username, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create user %q: %w", u.Username, err)
+	}
+	return nil
+}
+
+// User returns the user with that id, or store.ErrNotFound.
+func (db *DB) User(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(db.pool.QueryRow(ctx, selectUser+` WHERE id = $1`, id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("user %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// UserByUsername returns the user with that exact username, or
+// store.ErrNotFound.
+func (db *DB) UserByUsername(ctx context.Context, username string) (store.User, error) {
+	u, err := scanUser(db.pool.QueryRow(ctx, selectUser+` WHERE username = $1`, username))
+	if err != nil {
+		return store.User{}, fmt.Errorf("user %q: %w", username, err)
+	}
+	return u, nil
+}
+
+// Users returns every user ordered by username (byte order: the column's
+// collation is "C").
+func (db *DB) Users(ctx context.Context) ([]store.User, error) {
+	rows, err := db.pool.Query(ctx, selectUser+` ORDER BY username`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var us []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		us = append(us, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return us, nil
+}
+
+// CountUsers returns how many users exist.
+func (db *DB) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
+}
+
+// SetPassword replaces a user's password hash and revokes every live refresh
+// token of theirs, in one transaction.
+func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now time.Time) error {
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, passwordHash, userID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.Exec(ctx, revokeUserTokens, now, userID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set password of user %q: %w", userID, err)
+	}
+	return nil
+}
+
+// DeleteUser removes a user; their refresh tokens go with them (ON DELETE
+// CASCADE). Login sessions they scanned are left to expire.
+func (db *DB) DeleteUser(ctx context.Context, userID string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", userID, err)
+	}
+	return nil
+}
