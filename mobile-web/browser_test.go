@@ -385,7 +385,30 @@ func TestPhoneCancel(t *testing.T) {
 	p.result("Sign-in cancelled")
 	p.shot("phone-cancelled")
 	d.wait(cancelled, api.StatusCancelled)
+
+	// Opening the link again: this phone cancelled it, the computer did not.
+	p.do(chromedp.Navigate(d.cs.VerifyURL))
+	p.result("Sign-in cancelled")
 	p.onlyServer(srv.URL)
+}
+
+// TestPhoneScannedElsewhere: another account scanned the code first; the
+// phone says so rather than "already used".
+func TestPhoneScannedElsewhere(t *testing.T) {
+	p := newPhone(t, "en")
+	srv := startServer(t)
+	d := newDesktop(t, srv.Client(), laptop)
+	srv.AddUser(t, "bob", "Bob Martin", "bob-password")
+	bob := srv.Login(t, "bob", "bob-password")
+	if _, err := d.c.Scan(d.ctx, bob, d.cs.ID); err != nil {
+		t.Fatalf("bob scans: %v", err)
+	}
+	p.do(chromedp.Navigate(d.cs.VerifyURL))
+	p.signIn("alice", alicePassword)
+	p.result("Scanned by another account")
+	if st := d.status(); st != api.StatusScanned {
+		t.Fatalf("status %s after alice opened it, want still scanned (by bob)", st)
+	}
 }
 
 // TestPhoneWithdrawn: the desktop gives up while the phone shows the

@@ -23,6 +23,7 @@
       cancelledTitle: 'Sign-in cancelled', cancelledBody: 'The computer was not signed in. You can close this page.',
       expiredTitle: 'Request expired', expiredBody: 'This sign-in request has expired. Start again on your computer to get a new QR code.',
       usedTitle: 'Already used', usedBody: 'This sign-in request has already been used. To sign in again, start over on your computer.',
+      elsewhereTitle: 'Scanned by another account', elsewhereBody: 'Another account already scanned this code. If that was not you, cancel the sign-in on your computer.',
       withdrawnTitle: 'Request withdrawn', withdrawnBody: 'The computer cancelled this sign-in request before you answered it. Nothing was signed in.',
       unknownTitle: 'Request not found', unknownBody: 'This link does not match any sign-in request. It may be mistyped or too old.',
       enterCode: 'Enter a code instead', errorTitle: 'Something went wrong', waitTitle: 'Please wait', retry: 'Try again',
@@ -49,6 +50,7 @@
       cancelledTitle: '已取消登录', cancelledBody: '电脑没有登录。现在可以关闭此页面。',
       expiredTitle: '请求已过期', expiredBody: '此登录请求已过期。请在电脑上重新开始，获取新的二维码。',
       usedTitle: '请求已被使用', usedBody: '此登录请求已被使用。如需再次登录，请在电脑上重新开始。',
+      elsewhereTitle: '已被其他账号扫描', elsewhereBody: '另一个账号已扫描此二维码。如果不是你本人，请在电脑上取消登录。',
       withdrawnTitle: '请求已撤回', withdrawnBody: '在你确认之前，电脑已取消此登录请求。没有任何设备登录。',
       unknownTitle: '找不到请求', unknownBody: '此链接没有对应的登录请求，可能输入有误或已过期太久。',
       enterCode: '改为输入代码', errorTitle: '出错了', waitTitle: '请稍候', retry: '重试',
@@ -61,10 +63,20 @@
   // Result screens: icon style, icon, and the action button (if any).
   const R = {
     done: ['ok', 'i-ok'], cancelled: ['bad', 'i-no'], expired: ['', 'i-time'], used: ['', 'i-info'],
-    withdrawn: ['', 'i-no'], unknown: ['', 'i-info', 'enterCode'], error: ['bad', 'i-warn', 'retry'],
+    withdrawn: ['', 'i-no'], elsewhere: ['bad', 'i-warn'], unknown: ['', 'i-info', 'enterCode'], error: ['bad', 'i-warn', 'retry'],
   };
   // Where a session's reported state sends the page when it is not ours to act on.
   const ENDED = { cancelled: 'withdrawn', expired: 'expired', confirmed: 'used', consumed: 'used' };
+  // A request this phone cancelled is "cancelled", not "withdrawn by the
+  // computer", when it is opened again.
+  const mine = () => 'qrlogin-cancelled-' + S.id;
+  function ended(status) {
+    let here = null;
+    try {
+      here = sessionStorage.getItem(mine());
+    } catch {}
+    return status === 'cancelled' && here ? 'cancelled' : ENDED[status];
+  }
   const SCREENS = ['loading', 'signin', 'code', 'confirm', 'result'];
   const $ = (id) => document.getElementById(id);
   const S = { lang: 'en', id: '', user: null, info: null, skew: 0, screen: 'loading', result: '', msg: null, err: {}, busy: false };
@@ -205,7 +217,7 @@
     if (S.screen !== 'confirm' || S.busy) return;
     if (r.status === 200) {
       S.info = r.body;
-      if (ENDED[r.body.status]) return result(ENDED[r.body.status]);
+      if (ENDED[r.body.status]) return result(ended(r.body.status));
       if (r.body.status === 'scanned' || r.body.status === 'pending') return renderConfirm();
       return result('used');
     }
@@ -236,11 +248,12 @@
       case 410:
         return result(r.body.error === 'expired' ? 'expired' : 'used');
       case 403:
-        return result('used');
+        return result('elsewhere');
       case 409: {
         if (again) return result('used');
         const g = await api('GET', path());
-        if (g.status === 200) return result(ENDED[g.body.status] || 'used');
+        // Still "scanned" although our scan was refused: another account has it.
+        if (g.status === 200) return result(g.body.status === 'scanned' ? 'elsewhere' : ended(g.body.status) || 'used');
         return settle(g, true);
       }
     }
@@ -278,6 +291,11 @@
     render();
     const r = await api('POST', path(what));
     S.busy = false;
+    if (r.status === 200 && what === 'cancel') {
+      try {
+        sessionStorage.setItem(mine(), '1');
+      } catch {}
+    }
     if (r.status === 200) return result(what === 'confirm' ? 'done' : 'cancelled');
     if (r.status === 0 || r.status === 429 || r.status >= 500) return failed(r, 'confirm');
     settle(r);
