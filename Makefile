@@ -92,3 +92,5 @@ test: test-deps vet
 
 clean:
 	rm -rf bin dist
+
+include packaging.mk
