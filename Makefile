@@ -27,7 +27,7 @@ BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr
 TEST_PKGS  := xvfb xauth x11-apps imagemagick zbar-tools chromium dbus dbus-x11 gnome-keyring \
               fonts-noto-cjk fonts-dejavu-core postgresql
 
-.PHONY: run test build server desktop deps test-deps vet clean
+.PHONY: run test build server desktop deps test-deps vet bench clean
 
 build: server desktop
 
@@ -89,6 +89,12 @@ test: test-deps vet
 	keyrings=$$(mktemp -d) && trap 'rm -rf "$$keyrings"' EXIT && \
 	XDG_DATA_HOME=$$keyrings dbus-run-session -- bash -c 'echo -n qrlogin-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; \
 	  $(GO) test -race -timeout 20m ./...'
+
+# A short run of every load scenario (each against a fresh server) and the
+# hot-path Go benchmarks, printed as one table; docs/PERFORMANCE.md has the
+# full runs and the figures.
+bench: server
+	$(GO) run ./server/cmd/qrlogin-load bench --server-bin bin/qrlogin-server --go $(GO)
 
 clean:
 	rm -rf bin dist

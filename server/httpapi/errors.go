@@ -71,6 +71,14 @@ func asError(err error) *Error {
 // writeError answers the request with err as JSON and aborts the chain.
 func (s *Server) writeError(c *gin.Context, err error) {
 	e := asError(err)
+	if e == nil && c.Request.Context().Err() != nil {
+		// The client went away mid-request (a desktop closing its
+		// long-poll): nobody reads the answer and nothing failed. 499 is
+		// the usual log status for "client closed request".
+		s.log.DebugContext(c.Request.Context(), "client went away", slog.String("request_id", requestID(c)), slog.Any("err", err))
+		c.AbortWithStatus(499)
+		return
+	}
 	if e == nil {
 		s.log.ErrorContext(c.Request.Context(), "internal error",
 			slog.String("request_id", requestID(c)), slog.String("route", c.FullPath()), slog.Any("err", err))

@@ -18,7 +18,6 @@ import (
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/lanaddr"
 	"github.com/qrlogin/qrlogin/server/login"
-	"github.com/qrlogin/qrlogin/server/qrcode"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -104,7 +103,7 @@ func (s *Server) createSession(c *gin.Context) {
 			s.writeError(c, fmt.Errorf("new user code: %w", err))
 			return
 		}
-		if png, err = qrcode.DataURL(s.verifyURL(sess.ID), qrSize); err != nil {
+		if png, err = s.cfg.RenderQR(s.verifyURL(sess.ID), qrSize); err != nil {
 			s.writeError(c, fmt.Errorf("render QR code: %w", err))
 			return
 		}
@@ -192,25 +191,37 @@ func (s *Server) sessionStatus(c *gin.Context) {
 		}
 		wait = min(n, api.MaxWait)
 	}
+	longPoll := after != "" && wait > 0
+	var ch <-chan struct{}
+	unsubscribe := func() {}
+	if longPoll {
+		// Subscribe before the first read, so that one read serves both
+		// the poll token check and the wait: a change after the read
+		// still wakes us. (Unsubscribed at once if the check fails.)
+		ch, unsubscribe = s.hub.Subscribe(c.Param("id"))
+	}
 	sess, ok := s.desktopSession(c)
 	if !ok {
+		unsubscribe()
 		return
 	}
 	ctx := c.Request.Context()
-	if after != "" && wait > 0 {
+	if longPoll {
 		// The server's WriteTimeout would cut a long wait short.
 		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
 		deadline := time.Now().Add(time.Duration(wait) * time.Second)
-		for {
-			ch, unsubscribe := s.hub.Subscribe(sess.ID)
-			// Re-read after subscribing, so a change in between still wakes us.
-			fresh, err := s.store.Session(ctx, sess.ID)
-			if err != nil {
-				unsubscribe()
-				s.writeError(c, fmt.Errorf("reload login session: %w", err))
-				return
+		for first := true; ; first = false {
+			if !first {
+				ch, unsubscribe = s.hub.Subscribe(sess.ID)
+				// Re-read after subscribing, so a change in between still wakes us.
+				fresh, err := s.store.Session(ctx, sess.ID)
+				if err != nil {
+					unsubscribe()
+					s.writeError(c, fmt.Errorf("reload login session: %w", err))
+					return
+				}
+				sess = fresh
 			}
-			sess = fresh
 			now := s.now()
 			st := sess.StatusAt(now)
 			left := time.Until(deadline)
@@ -222,8 +233,10 @@ func (s *Server) sessionStatus(c *gin.Context) {
 				left = min(left, sess.ExpiresAt.Sub(now)+time.Millisecond)
 			}
 			timer := time.NewTimer(left)
+			changed := false
 			select {
 			case <-ch:
+				changed = true
 			case <-timer.C:
 			case <-s.closing:
 			case <-ctx.Done():
@@ -235,6 +248,12 @@ func (s *Server) sessionStatus(c *gin.Context) {
 			}
 			if isClosed(s.closing) {
 				sess, _ = s.store.Session(ctx, sess.ID)
+				break
+			}
+			if !changed {
+				// The wait or the session's life ran out and no change was
+				// published since the read: sess is current, and one read
+				// per poll is what thousands of waiting desktops cost.
 				break
 			}
 		}

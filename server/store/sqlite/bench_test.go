@@ -1,13 +1,16 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/store"
 )
 
 var benchSizes = []int{1_000, 10_000, 100_000}
@@ -38,7 +41,7 @@ func benchSession(prefix string, i int) login.Session {
 // takes a second rather than a commit per row.
 func insertSessions(b *testing.B, db *DB, sessions []login.Session) {
 	b.Helper()
-	err := db.inTx(b.Context(), func(tx *sql.Tx) error {
+	err := db.inTx(b.Context(), func(ctx context.Context, tx *sql.Tx) error {
 		st, err := tx.PrepareContext(b.Context(), insertSession)
 		if err != nil {
 			return err
@@ -138,4 +141,105 @@ func BenchmarkDeleteEndedSessions(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCreateSession inserts new sessions into a table of n; every
+// insert touches the table and its three indexes (id, user code,
+// ended_by), each a B-tree of depth log n.
+func BenchmarkCreateSession(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			db, _ := seededDB(b, n)
+			i := 0
+			for b.Loop() {
+				s := benchSession("N", n+i) // codes beyond the seeded ones
+				s.ID = fmt.Sprintf("new-%08d", i)
+				if err := db.CreateSession(b.Context(), s); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkSessionByUserCode looks sessions up by the code typed on a
+// phone, through the user_code index.
+func BenchmarkSessionByUserCode(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			db, _ := seededDB(b, n)
+			i := 0
+			for b.Loop() {
+				code := benchSession("B", i%n).UserCode
+				if _, err := db.SessionByUserCode(b.Context(), code); err != nil {
+					b.Fatal(err)
+				}
+				i += 7919
+			}
+		})
+	}
+}
+
+// BenchmarkDeliverSession is the delivery transaction: a confirmed
+// session becomes consumed and a refresh token is stored with it.
+func BenchmarkDeliverSession(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			db, ids := seededDB(b, n)
+			ctx := b.Context()
+			if err := db.CreateUser(ctx, store.User{ID: "u1", Username: "alice", DisplayName: "Alice", PasswordHash: "x", CreatedAt: benchNow}); err != nil {
+				b.Fatal(err)
+			}
+			// Confirm every session in one transaction (again after n
+			// deliveries), so the loop measures only deliveries.
+			confirmAll := func() {
+				err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+					_, err := tx.ExecContext(ctx, `UPDATE login_sessions SET status = 'confirmed', user_id = 'u1',
+						user_display_name = 'Alice', scanned_at = created_at, ended_at = NULL`)
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			confirmAll()
+			i := 0
+			for b.Loop() {
+				if i > 0 && i%n == 0 {
+					b.StopTimer()
+					confirmAll()
+					b.StartTimer()
+				}
+				rt := store.RefreshToken{ID: fmt.Sprintf("rt-%d", i), Hash: []byte(fmt.Sprintf("hash-%d", i)), FamilyID: fmt.Sprintf("f-%d", i),
+					CreatedAt: benchNow, ExpiresAt: benchNow.Add(time.Hour)}
+				if _, err := db.DeliverSession(ctx, ids[i%n], rt, benchNow); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkUpdateSessionParallel is UpdateSession from 32 goroutines at
+// once, as under load, on 10,000 sessions: with group commit the waiting
+// transactions share commits (compare BenchmarkUpdateSession/10000).
+func BenchmarkUpdateSessionParallel(b *testing.B) {
+	db, ids := seededDB(b, 10_000)
+	var next atomic.Int64
+	b.SetParallelism(16) // 16 × GOMAXPROCS goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(7919)) % len(ids)
+			_, err := db.UpdateSession(b.Context(), ids[i], func(s *login.Session) error {
+				s.UserDisplayName = ids[i]
+				return nil
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

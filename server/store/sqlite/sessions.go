@@ -53,7 +53,10 @@ func scanSession(row *sql.Row) (login.Session, error) {
 // CreateSession stores a new login session; store.ErrConflict if its id or
 // user code is taken.
 func (db *DB) CreateSession(ctx context.Context, s login.Session) error {
-	_, err := db.write.ExecContext(ctx, insertSession, append([]any{s.ID}, sessionArgs(&s)...)...)
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, db.createSession).ExecContext(ctx, append([]any{s.ID}, sessionArgs(&s)...)...)
+		return err
+	})
 	if isConflict(err) {
 		return fmt.Errorf("create session: %w", store.ErrConflict)
 	}
@@ -89,7 +92,7 @@ func (db *DB) SessionByUserCode(ctx context.Context, code string) (login.Session
 func (db *DB) UpdateSession(ctx context.Context, id string, fn func(*login.Session) error) (login.Session, error) {
 	var loaded, s login.Session
 	var fnErr error
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if loaded, err = scanSession(tx.StmtContext(ctx, db.txSession).QueryRowContext(ctx, id)); err != nil {
 			return err
@@ -117,7 +120,7 @@ func (db *DB) UpdateSession(ctx context.Context, id string, fn func(*login.Sessi
 func (db *DB) DeliverSession(ctx context.Context, id string, rt store.RefreshToken, now time.Time) (login.Session, error) {
 	var loaded, s login.Session
 	var deliverErr error
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if loaded, err = scanSession(tx.StmtContext(ctx, db.txSession).QueryRowContext(ctx, id)); err != nil {
 			return err
@@ -130,7 +133,7 @@ func (db *DB) DeliverSession(ctx context.Context, id string, rt store.RefreshTok
 			return err
 		}
 		rt.UserID = s.UserID
-		return insertRefreshToken(ctx, tx, &rt)
+		return db.insertRefreshToken(ctx, tx, &rt)
 	})
 	if deliverErr != nil {
 		return loaded, deliverErr

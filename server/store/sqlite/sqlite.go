@@ -3,9 +3,10 @@
 //
 // All writes go through one connection whose transactions begin IMMEDIATE,
 // so writers queue in Go instead of failing with "database is locked", and a
-// read-modify-write can never deadlock on a lock upgrade. Plain reads use a
-// separate pool of read-only connections, which WAL lets run while a write is
-// in progress.
+// read-modify-write can never deadlock on a lock upgrade. Transactions that
+// queue at the same moment share one commit, each in its own savepoint
+// (group commit, batch.go). Plain reads use a separate pool of read-only
+// connections, which WAL lets run while a write is in progress.
 package sqlite
 
 import (
@@ -51,6 +52,16 @@ type DB struct {
 	readSessionCode *sql.Stmt
 	txSession       *sql.Stmt // on write, for use inside transactions
 	txSaveSession   *sql.Stmt
+	// Every session creation inserts, every phone request and delivery
+	// reads its user, every delivery inserts a refresh token: preparing
+	// these once saves the parse on each (see docs/PERFORMANCE.md).
+	createSession *sql.Stmt // on write
+	readUser      *sql.Stmt
+	txInsertToken *sql.Stmt // on write, for use inside transactions
+
+	// batch runs the transactions of inTx with group commit (batch.go);
+	// nil while migrating.
+	batch *batcher
 }
 
 // Open opens (creating if needed) the database at path, brings its schema up
@@ -106,7 +117,11 @@ func (db *DB) open(ctx context.Context) error {
 	if err := db.migrate(ctx); err != nil {
 		return err
 	}
-	return db.prepare(ctx)
+	if err := db.prepare(ctx); err != nil {
+		return err
+	}
+	db.batch = newBatcher(db.write)
+	return nil
 }
 
 // dsn is the driver's connection string for path with params. A file name
@@ -144,6 +159,9 @@ func (db *DB) prepare(ctx context.Context) error {
 	db.readSessionCode = prep(db.read, selectSession+` WHERE user_code = ?`)
 	db.txSession = prep(db.write, selectSession+` WHERE id = ?`)
 	db.txSaveSession = prep(db.write, updateSession)
+	db.createSession = prep(db.write, insertSession)
+	db.readUser = prep(db.read, selectUser+` WHERE id = ?`)
+	db.txInsertToken = prep(db.write, insertToken)
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
@@ -167,13 +185,18 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the database. Calls after the first do nothing.
 func (db *DB) Close() error {
+	if db.batch != nil {
+		db.batch.close() // later writes fail with errClosed
+	}
 	var errs []error
-	for _, st := range []*sql.Stmt{db.readSession, db.readSessionCode, db.txSession, db.txSaveSession} {
+	for _, st := range []*sql.Stmt{db.readSession, db.readSessionCode, db.txSession, db.txSaveSession,
+		db.createSession, db.readUser, db.txInsertToken} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
 	db.readSession, db.readSessionCode, db.txSession, db.txSaveSession = nil, nil, nil, nil
+	db.createSession, db.readUser, db.txInsertToken = nil, nil, nil
 	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())
 	}
@@ -189,7 +212,14 @@ func (db *DB) Close() error {
 
 // inTx runs fn in a write transaction, committing if it returns nil. fn's
 // error is returned as it is, so that callers can pass sentinels through.
-func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// fn must run its statements with the ctx it is given: with group commit
+// that context is not cancellable, because the driver answers a cancelled
+// statement by interrupting the connection, which would roll back the
+// whole shared transaction (batch.go).
+func (db *DB) inTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	if db.batch != nil {
+		return db.batch.do(ctx, fn)
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -197,7 +227,7 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	// Ends the transaction if fn fails or panics; a no-op after Commit.
 	// Without it a panic would keep the only write connection forever.
 	defer func() { _ = tx.Rollback() }()
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -265,7 +295,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("database schema version %d is newer than this program knows (%d)", newest, ms[len(ms)-1].version)
 	}
 	for _, m := range ms {
-		err := db.inTx(ctx, func(tx *sql.Tx) error {
+		err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			// Checked inside the IMMEDIATE transaction, so two processes
 			// opening the same new file cannot both apply a migration.
 			var n int

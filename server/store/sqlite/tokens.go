@@ -19,12 +19,14 @@ func scanRefreshToken(row *sql.Row) (store.RefreshToken, error) {
 	return rt, notFound(err)
 }
 
+const insertToken = `INSERT INTO refresh_tokens
+		(id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
 // insertRefreshToken stores rt in tx. A taken id or hash is
 // store.ErrConflict; an unknown user is store.ErrNotFound.
-func insertRefreshToken(ctx context.Context, tx *sql.Tx, rt *store.RefreshToken) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens
-		(id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+func (db *DB) insertRefreshToken(ctx context.Context, tx *sql.Tx, rt *store.RefreshToken) error {
+	_, err := tx.StmtContext(ctx, db.txInsertToken).ExecContext(ctx,
 		rt.ID, rt.Hash, rt.UserID, rt.FamilyID,
 		nanos(rt.CreatedAt), nanos(rt.ExpiresAt), nanos(rt.UsedAt), nanos(rt.RevokedAt))
 	switch {
@@ -41,7 +43,7 @@ func insertRefreshToken(ctx context.Context, tx *sql.Tx, rt *store.RefreshToken)
 // CreateRefreshToken stores rt; store.ErrConflict if its id or hash is
 // taken, store.ErrNotFound if its user does not exist.
 func (db *DB) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error { return insertRefreshToken(ctx, tx, &rt) })
+	return db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return db.insertRefreshToken(ctx, tx, &rt) })
 }
 
 // RefreshToken returns the token with that hash in whatever state, or
@@ -60,7 +62,7 @@ func (db *DB) RefreshToken(ctx context.Context, hash []byte) (store.RefreshToken
 func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time) (store.RefreshToken, error) {
 	var old store.RefreshToken
 	reused := false
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if old, err = scanRefreshToken(tx.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, oldHash)); err != nil {
 			return err
@@ -84,7 +86,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 		}
 		old.UsedAt = now.UTC()
 		next.UserID, next.FamilyID = old.UserID, old.FamilyID
-		return insertRefreshToken(ctx, tx, &next)
+		return db.insertRefreshToken(ctx, tx, &next)
 	})
 	if reused && err == nil {
 		err = store.ErrTokenReused
@@ -100,7 +102,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 // their first revocation time.
 func (db *DB) RevokeRefreshToken(ctx context.Context, hash []byte, now time.Time) (store.RefreshToken, error) {
 	var rt store.RefreshToken
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if rt, err = scanRefreshToken(tx.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, hash)); err != nil {
 			return err

@@ -33,7 +33,7 @@ func (db *DB) CreateUser(ctx context.Context, u store.User) error {
 
 // User returns the user with that id, or store.ErrNotFound.
 func (db *DB) User(ctx context.Context, id string) (store.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, selectUser+` WHERE id = ?`, id))
+	u, err := scanUser(db.readUser.QueryRowContext(ctx, id))
 	if err != nil {
 		return store.User{}, fmt.Errorf("user %q: %w", id, notFound(err))
 	}
@@ -83,7 +83,7 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 // SetPassword replaces a user's password hash and revokes every live refresh
 // token of theirs, in one transaction.
 func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now time.Time) error {
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID)
 		if err != nil {
 			return err
