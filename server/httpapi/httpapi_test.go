@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -63,6 +65,12 @@ const (
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	return newEnvLog(t, t.Output(), opts...)
+}
+
+// newEnvLog is newEnv with the server's log written to w.
+func newEnvLog(t *testing.T, w io.Writer, opts ...envOption) *env {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
 	if err != nil {
@@ -90,7 +98,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		NewID:  auth.NewID,
 		Now:    clk.Now,
 	}
-	srv, err := httpapi.New(cfg, httpapi.Deps{Store: db, Accounts: accts, Tokens: issuer, Limits: limits, Log: testLogger(t)})
+	srv, err := httpapi.New(cfg, httpapi.Deps{Store: db, Accounts: accts, Tokens: issuer, Limits: limits,
+		Log: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
