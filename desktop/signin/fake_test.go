@@ -254,45 +254,6 @@ func (s *fakeServer) RevokeAll() {
 	}
 }
 
-// memTokens is an in-memory signin.TokenStore.
-type memTokens struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (m *memTokens) Load(server string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.m[server]
-	if !ok {
-		return "", tokenstore.ErrNotFound
-	}
-	return v, nil
-}
-
-func (m *memTokens) Save(server, secret string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.m == nil {
-		m.m = map[string]string{}
-	}
-	m.m[server] = secret
-	return nil
-}
-
-func (m *memTokens) Delete(server string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.m, server)
-	return nil
-}
-
-func (m *memTokens) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.m)
-}
-
 var _ signin.API = (*fakeServer)(nil)
 var _ signin.API = (*client.Client)(nil)
 var _ signin.TokenStore = (*tokenstore.Store)(nil)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/desktop/signin"
+	"github.com/qrlogin/qrlogin/desktop/tokenstore"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
 )
@@ -19,7 +20,7 @@ type harness struct {
 	t      *testing.T
 	clock  *clock
 	srv    *fakeServer
-	tokens *memTokens
+	tokens *tokenstore.Memory
 	cfg    signin.Config
 	flow   *signin.Flow
 
@@ -29,7 +30,7 @@ type harness struct {
 
 func newHarness(t *testing.T, opts ...func(*signin.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newClock(), tokens: &memTokens{}}
+	h := &harness{t: t, clock: newClock(), tokens: &tokenstore.Memory{}}
 	h.srv = newFakeServer(h.clock.Now)
 	cfg := signin.Config{
 		Server: server,

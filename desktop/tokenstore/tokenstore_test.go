@@ -325,3 +325,22 @@ func TestCorruptFile(t *testing.T) {
 		t.Errorf("Load of a corrupt file = %v, want a parse error", err)
 	}
 }
+
+func TestMemory(t *testing.T) {
+	var m tokenstore.Memory
+	if _, err := m.Load("s"); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Fatalf("empty Load: %v", err)
+	}
+	if err := m.Save("s", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := m.Load("s"); err != nil || v != "secret" || m.Len() != 1 {
+		t.Fatalf("Load = %q, %v, Len %d", v, err, m.Len())
+	}
+	if err := m.Delete("s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Load("s"); !errors.Is(err, tokenstore.ErrNotFound) || m.Len() != 0 {
+		t.Fatalf("after Delete: %v, Len %d", err, m.Len())
+	}
+}

@@ -16,39 +16,6 @@ import (
 	"github.com/qrlogin/qrlogin/shared/client"
 )
 
-// memTokens is an in-memory signin.TokenStore.
-type memTokens struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (m *memTokens) Load(server string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.m[server]
-	if !ok {
-		return "", tokenstore.ErrNotFound
-	}
-	return v, nil
-}
-
-func (m *memTokens) Save(server, secret string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.m == nil {
-		m.m = map[string]string{}
-	}
-	m.m[server] = secret
-	return nil
-}
-
-func (m *memTokens) Delete(server string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.m, server)
-	return nil
-}
-
 // phone is a phone user of a real server.
 type phone struct {
 	t     *testing.T
@@ -98,7 +65,7 @@ func TestWindowWithRealFlow(t *testing.T) {
 	f := signin.New(signin.Config{
 		Server:   srv.URL,
 		API:      client.New(srv.URL),
-		Tokens:   &memTokens{},
+		Tokens:   &tokenstore.Memory{},
 		Device:   api.CreateSessionRequest{DeviceName: "workstation", Platform: "Linux amd64"},
 		OnChange: v.Render,
 		Jitter:   func(d time.Duration) time.Duration { return d },
@@ -192,13 +159,13 @@ func TestAppSettingsSwitchServer(t *testing.T) {
 	phA := newPhone(t, srvA)
 	fa := test.NewTempApp(t)
 	q := make(queue, 1000)
-	a := New(fa, Config{Tokens: &memTokens{}, Do: q.Do, Tick: time.Hour})
+	a := New(fa, Config{Tokens: &tokenstore.Memory{}, Do: q.Do, Tick: time.Hour})
 	if a.Server() != DefaultServer {
 		t.Fatalf("server = %s, want the default %s", a.Server(), DefaultServer)
 	}
 	// The remembered server is used when no flag says otherwise.
 	fa.Preferences().SetString(PrefServer, srvA.URL+"/")
-	a = New(fa, Config{Tokens: &memTokens{}, Do: q.Do, Tick: time.Hour})
+	a = New(fa, Config{Tokens: &tokenstore.Memory{}, Do: q.Do, Tick: time.Hour})
 	t.Cleanup(a.Stop)
 	if a.Server() != srvA.URL {
 		t.Fatalf("server = %s, want the remembered %s", a.Server(), srvA.URL)
@@ -243,7 +210,7 @@ func TestAppStopWithdrawsCode(t *testing.T) {
 	var mu sync.Mutex
 	var states []signin.State
 	a := New(test.NewTempApp(t), Config{
-		Server: srv.URL, Tokens: &memTokens{}, Do: q.Do, Tick: 10 * time.Millisecond,
+		Server: srv.URL, Tokens: &tokenstore.Memory{}, Do: q.Do, Tick: 10 * time.Millisecond,
 		OnState: func(s signin.State) {
 			mu.Lock()
 			states = append(states, s)
