@@ -352,21 +352,10 @@ func (f *Flow) restore(ctx context.Context) time.Duration {
 			return 0
 		}
 	}
-	rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
-	defer cancel()
-	resp, err := f.cfg.API.Refresh(rctx, f.saved.RefreshToken)
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0
-		}
-		if authFailed(err) {
-			f.log.Info("saved sign-in no longer valid", "err", err)
-			f.forget()
-			f.st.Notice = "Your saved sign-in has ended (it expired or was revoked). Scan the code to sign in again."
-			f.stage = stageCreate
-			return 0
-		}
-		return f.fail(err)
+	resp, wait, ok := f.refresh(ctx, "saved sign-in no longer valid",
+		"Your saved sign-in has ended (it expired or was revoked). Scan the code to sign in again.")
+	if !ok {
+		return wait
 	}
 	f.log.Info("signed in with the saved sign-in", "user", resp.User.ID)
 	f.signedIn(resp.Tokens, resp.User, f.saved.SignedInAt, f.saved.Device)
@@ -568,27 +557,39 @@ func (f *Flow) keepSignedIn(ctx context.Context) time.Duration {
 	if now.Before(f.refreshAt) {
 		return f.refreshAt.Sub(now)
 	}
-	rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
-	defer cancel()
-	resp, err := f.cfg.API.Refresh(rctx, f.saved.RefreshToken)
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0
-		}
-		if authFailed(err) {
-			f.log.Info("sign-in ended by the server", "err", err)
-			f.forget()
-			f.st.Notice = "Your sign-in has ended (it expired or was revoked). Scan the code to sign in again."
-			f.st.Account = nil
-			f.stage = stageCreate
-			return 0
-		}
-		return f.fail(err)
+	resp, wait, ok := f.refresh(ctx, "sign-in ended by the server",
+		"Your sign-in has ended (it expired or was revoked). Scan the code to sign in again.")
+	if !ok {
+		return wait
 	}
 	f.log.Debug("access token refreshed")
 	f.signedIn(resp.Tokens, resp.User, f.saved.SignedInAt, f.saved.Device)
 	f.needMe = false
 	return 0
+}
+
+// refresh trades the saved refresh token for new tokens. If the server
+// refuses it, the saved sign-in is forgotten (logged as ended) and the flow
+// returns to a new code showing notice. ok is false whenever the caller
+// should return wait instead of using resp.
+func (f *Flow) refresh(ctx context.Context, ended, notice string) (resp *api.LoginResponse, wait time.Duration, ok bool) {
+	rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := f.cfg.API.Refresh(rctx, f.saved.RefreshToken)
+	switch {
+	case err == nil:
+		return resp, 0, true
+	case ctx.Err() != nil:
+		return nil, 0, false
+	case authFailed(err):
+		f.log.Info(ended, "err", err)
+		f.forget()
+		f.st.Notice = notice
+		f.st.Account = nil
+		f.stage = stageCreate
+		return nil, 0, false
+	}
+	return nil, f.fail(err), false
 }
 
 func (f *Flow) doSignOut(ctx context.Context) {
