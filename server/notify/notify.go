@@ -15,14 +15,23 @@ type Hub struct {
 	waiters map[string]map[*waiter]struct{}
 }
 
-type waiter struct{ ch chan struct{} }
+type waiter struct{ fn func() }
 
 // Subscribe returns a channel that is closed the next time id is
 // published, and a function that must be called to unsubscribe (it may be
 // called more than once). Subscribe before reading the state you wait on,
 // so a change between the read and the wait is not missed.
 func (h *Hub) Subscribe(id string) (<-chan struct{}, func()) {
-	w := &waiter{ch: make(chan struct{})}
+	ch := make(chan struct{})
+	return ch, h.SubscribeFunc(id, func() { close(ch) })
+}
+
+// SubscribeFunc is Subscribe for a waiter that holds no goroutine: fn is
+// called once, on the publisher's goroutine, the next time id is
+// published, so it must not block. The returned function unsubscribes; fn
+// may still run once if a publish was already under way.
+func (h *Hub) SubscribeFunc(id string, fn func()) func() {
+	w := &waiter{fn: fn}
 	h.mu.Lock()
 	if h.waiters == nil {
 		h.waiters = make(map[string]map[*waiter]struct{})
@@ -34,7 +43,7 @@ func (h *Hub) Subscribe(id string) (<-chan struct{}, func()) {
 	}
 	set[w] = struct{}{}
 	h.mu.Unlock()
-	return w.ch, func() { h.remove(id, w) }
+	return func() { h.remove(id, w) }
 }
 
 func (h *Hub) remove(id string, w *waiter) {
@@ -58,7 +67,7 @@ func (h *Hub) Publish(id string) {
 	delete(h.waiters, id)
 	h.mu.Unlock()
 	for w := range set {
-		close(w.ch)
+		w.fn()
 	}
 }
 

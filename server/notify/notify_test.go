@@ -113,3 +113,21 @@ func BenchmarkSubscribePublish(b *testing.B) {
 		cancel()
 	}
 }
+
+func TestSubscribeFuncCalledOnce(t *testing.T) {
+	var h notify.Hub
+	calls := 0
+	h.SubscribeFunc("a", func() { calls++ })
+	cancelled := 0
+	cancel := h.SubscribeFunc("a", func() { cancelled++ })
+	cancel()
+	h.Publish("b")
+	h.Publish("a")
+	h.Publish("a")
+	if calls != 1 || cancelled != 0 {
+		t.Fatalf("fn called %d times, cancelled fn %d times; want 1 and 0", calls, cancelled)
+	}
+	if h.Len() != 0 {
+		t.Fatalf("Len = %d after publish, want 0", h.Len())
+	}
+}
