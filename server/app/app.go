@@ -25,6 +25,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/lanaddr"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/notify"
+	"github.com/qrlogin/qrlogin/server/park"
 	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
@@ -144,6 +145,7 @@ type App struct {
 	keys     *keyRing
 	api      *httpapi.Server
 	ln       net.Listener
+	park     *park.Listener // what srv serves: ln, behind TLS when on
 	srv      *http.Server
 	url      string
 }
@@ -211,6 +213,21 @@ func (a *App) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	served := a.ln
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		// HTTP/1.1 only: a waiting desktop's connection is parked, which
+		// HTTP/2's shared connections do not allow.
+		served = tls.NewListener(a.ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"http/1.1"},
+		})
+	}
+	a.park = park.NewListener(served)
 
 	minute := func(n int) httpapi.Limiter {
 		if n == 0 {
@@ -237,7 +254,8 @@ func (a *App) init(ctx context.Context) error {
 			Create:    minute(cfg.LimitCreate),
 			Lookup:    minute(cfg.LimitLookup),
 		},
-		Log: a.log,
+		Log:    a.log,
+		Parker: a.park,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP API: %w", err)
@@ -251,13 +269,6 @@ func (a *App) init(ctx context.Context) error {
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("load TLS certificate: %w", err)
-		}
-		a.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if cfg.Demo {
 		if err := a.createDemoUsers(ctx); err != nil {
@@ -321,7 +332,10 @@ func (a *App) Addr() net.Addr { return a.ln.Addr() }
 func (a *App) Store() store.Store { return a.store }
 
 // Waiters is how many long-polls the server is holding right now.
-func (a *App) Waiters() int { return a.hub.Len() }
+func (a *App) Waiters() int { return a.api.Waiting() }
+
+// Parked is how many of them wait on a parked connection.
+func (a *App) Parked() int { return a.park.Parked() }
 
 // Accounts is the server's account service.
 func (a *App) Accounts() *account.Service { return a.accounts }
@@ -347,13 +361,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 
 	errc := make(chan error, 1)
-	go func() {
-		if a.srv.TLSConfig != nil {
-			errc <- a.srv.ServeTLS(a.ln, "", "")
-		} else {
-			errc <- a.srv.Serve(a.ln)
-		}
-	}()
+	go func() { errc <- a.srv.Serve(a.park) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -364,6 +372,11 @@ func (a *App) Serve(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Parked polls are not the http.Server's to wait for; they answer
+	// (and use the store) until here.
+	if err := a.park.Wait(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -384,7 +397,11 @@ type sessionListener interface {
 
 // Close releases the listener and store of an App that was never served.
 func (a *App) Close() error {
-	a.ln.Close()
+	if a.park != nil {
+		a.park.Close()
+	} else {
+		a.ln.Close()
+	}
 	return a.store.Close()
 }
 

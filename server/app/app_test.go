@@ -9,13 +9,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,6 +157,57 @@ func TestTLS(t *testing.T) {
 	resp.Body.Close()
 	if cks := resp.Cookies(); len(cks) != 1 || !cks[0].Secure {
 		t.Fatalf("cookies over TLS %+v: want one Secure cookie", cks)
+	}
+
+	// A long-poll over TLS is parked, woken, and its connection kept for
+	// the next request.
+	var conns atomic.Int32
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		if !i.Reused {
+			conns.Add(1)
+		}
+	}}
+	tctx := httptrace.WithClientTrace(ctx, trace)
+	sess, err := c.CreateSession(tctx, api.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		st, err := c.SessionStatus(tctx, sess.ID, sess.PollToken, api.StatusPending, 30*time.Second)
+		if err == nil && st.Status != api.StatusScanned {
+			err = fmt.Errorf("woke with %s, want scanned", st.Status)
+		}
+		done <- err
+	}()
+	for i := 0; srv.App.Parked() == 0; i++ {
+		if i > 1000 {
+			t.Fatal("the long-poll over TLS was never parked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	phone := client.New(srv.URL) // its own connections
+	phone.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	login, err := phone.Login(ctx, "alice", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := phone.Scan(ctx, login.AccessToken, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the parked long-poll did not wake on scan")
+	}
+	if _, err := c.SessionStatus(tctx, sess.ID, sess.PollToken, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("the desktop opened %d connections, want 1 kept through the parked poll", n)
 	}
 }
 

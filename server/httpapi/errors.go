@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -70,8 +71,7 @@ func asError(err error) *Error {
 
 // writeError answers the request with err as JSON and aborts the chain.
 func (s *Server) writeError(c *gin.Context, err error) {
-	e := asError(err)
-	if e == nil && c.Request.Context().Err() != nil {
+	if asError(err) == nil && c.Request.Context().Err() != nil {
 		// The client went away mid-request (a desktop closing its
 		// long-poll): nobody reads the answer and nothing failed. 499 is
 		// the usual log status for "client closed request".
@@ -79,18 +79,29 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		c.AbortWithStatus(499)
 		return
 	}
+	status, retry, body := s.errorReply(c.Request.Context(), requestID(c), c.FullPath(), err)
+	if retry != "" {
+		c.Header("Retry-After", retry)
+	}
+	c.AbortWithStatusJSON(status, body)
+}
+
+// errorReply is the status, Retry-After value and body that answer err.
+// An error the client may not see is logged and answered as internal.
+func (s *Server) errorReply(ctx context.Context, requestID, route string, err error) (int, string, api.Error) {
+	e := asError(err)
 	if e == nil {
-		s.log.ErrorContext(c.Request.Context(), "internal error",
-			slog.String("request_id", requestID(c)), slog.String("route", c.FullPath()), slog.Any("err", err))
+		s.log.ErrorContext(ctx, "internal error",
+			slog.String("request_id", requestID), slog.String("route", route), slog.Any("err", err))
 		e = errorf(api.ErrInternal, "Internal error; the server has logged it.")
 	}
 	status, ok := statusOf[e.Code]
 	if !ok {
 		status = http.StatusInternalServerError
 	}
+	retry := ""
 	if e.RetryAfter > 0 {
-		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
-		c.Header("Retry-After", strconv.Itoa(secs))
+		retry = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
 	}
-	c.AbortWithStatusJSON(status, api.Error{Code: e.Code, Message: e.Message})
+	return status, retry, api.Error{Code: e.Code, Message: e.Message}
 }

@@ -71,6 +71,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 // newEnvLog is newEnv with the server's log written to w.
 func newEnvLog(t *testing.T, w io.Writer, opts ...envOption) *env {
 	t.Helper()
+	return newEnvDeps(t, w, nil, opts...)
+}
+
+// newEnvDeps is newEnvLog with deps, when not nil, adjusting the server's
+// dependencies before it is built (a Parker, a wrapped store).
+func newEnvDeps(t *testing.T, w io.Writer, deps func(*httpapi.Deps), opts ...envOption) *env {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
 	if err != nil {
@@ -98,8 +105,12 @@ func newEnvLog(t *testing.T, w io.Writer, opts ...envOption) *env {
 		NewID:  auth.NewID,
 		Now:    clk.Now,
 	}
-	srv, err := httpapi.New(cfg, httpapi.Deps{Store: db, Accounts: accts, Tokens: issuer, Limits: limits,
-		Log: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	d := httpapi.Deps{Store: db, Accounts: accts, Tokens: issuer, Limits: limits,
+		Log: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if deps != nil {
+		deps(&d)
+	}
+	srv, err := httpapi.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

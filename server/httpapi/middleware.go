@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -8,7 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,11 +23,46 @@ import (
 // MaxBody is the largest request body the API reads.
 const MaxBody = 16 << 10
 
-const requestIDKey = "request_id"
-
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+// requestIDs makes request ids: a random prefix per process and a
+// counter. They need to be unique, not secret, and cost next to nothing.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs { return &requestIDs{prefix: auth.NewID()[:11] + "-"} }
+
+func (r *requestIDs) next() string { return r.prefix + strconv.FormatUint(r.n.Add(1), 36) }
+
+func requestID(c *gin.Context) string {
+	if l, ok := c.Get(lineKey); ok {
+		return l.(*requestLine).id
+	}
+	return ""
+}
+
+// requestLine is what the log says of a request.
+type requestLine struct {
+	id, method, route, clientIP string
+	start                       time.Time
+	status                      int  // when set, overrides the writer's status
+	parked                      bool // answered (and logged) later, by a parked poll
+}
+
+const lineKey = "request_line"
+
+// lineOf is the request's log line with its route and client filled in,
+// for a handler that logs the request itself.
+func lineOf(c *gin.Context) *requestLine {
+	l := &requestLine{method: c.Request.Method, start: time.Now()}
+	if v, ok := c.Get(lineKey); ok {
+		l = v.(*requestLine)
+	}
+	l.route, l.clientIP = c.FullPath(), c.ClientIP()
+	return l
+}
 
 // requestLog gives every request an id (kept from X-Request-ID when it is
 // sane) and logs one line per request. It logs the route pattern, never
@@ -34,27 +72,39 @@ func (s *Server) requestLog(c *gin.Context) {
 	start := time.Now()
 	id := c.GetHeader("X-Request-ID")
 	if !validRequestID.MatchString(id) {
-		id = auth.NewID()
+		id = s.requestIDs.next()
 	}
-	c.Set(requestIDKey, id)
 	c.Header("X-Request-ID", id)
+	line := &requestLine{id: id, method: c.Request.Method, start: start}
+	c.Set(lineKey, line)
 	c.Next()
-	route := c.FullPath()
-	if route == "" {
-		route = "(unmatched)"
+	if line.parked {
+		return
 	}
+	line.route = c.FullPath()
+	if line.route == "" {
+		line.route = "(unmatched)"
+	}
+	line.clientIP = c.ClientIP()
+	if line.status == 0 {
+		line.status = c.Writer.Status()
+	}
+	s.logRequest(c.Request.Context(), line, c.Writer.Size())
+}
+
+func (s *Server) logRequest(ctx context.Context, l *requestLine, bytes int) {
 	level := slog.LevelInfo
-	if c.Writer.Status() >= 500 {
+	if l.status >= 500 {
 		level = slog.LevelError
 	}
-	s.log.LogAttrs(c.Request.Context(), level, "request",
-		slog.String("request_id", id),
-		slog.String("method", c.Request.Method),
-		slog.String("route", route),
-		slog.Int("status", c.Writer.Status()),
-		slog.Duration("duration", time.Since(start)),
-		slog.String("client_ip", c.ClientIP()),
-		slog.Int("bytes", c.Writer.Size()),
+	s.log.LogAttrs(ctx, level, "request",
+		slog.String("request_id", l.id),
+		slog.String("method", l.method),
+		slog.String("route", l.route),
+		slog.Int("status", l.status),
+		slog.Duration("duration", time.Since(l.start)),
+		slog.String("client_ip", l.clientIP),
+		slog.Int("bytes", max(bytes, 0)),
 	)
 }
 

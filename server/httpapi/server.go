@@ -78,18 +78,24 @@ type Deps struct {
 	Hub      *notify.Hub
 	Limits   Limits
 	Log      *slog.Logger
+	// Parker, when set, parks waiting long-polls instead of holding a
+	// goroutine for each; it must be the listener the server serves.
+	Parker Parker
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
 type Server struct {
-	cfg     Config
-	store   store.Store
-	acct    *account.Service
-	tokens  AccessTokens
-	hub     *notify.Hub
-	limits  Limits
-	log     *slog.Logger
-	handler http.Handler
+	cfg        Config
+	store      store.Store
+	acct       *account.Service
+	tokens     AccessTokens
+	hub        *notify.Hub
+	limits     Limits
+	log        *slog.Logger
+	parker     Parker
+	polls      pollCache
+	requestIDs *requestIDs
+	handler    http.Handler
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Shutdown: held long-polls answer now
@@ -108,14 +114,16 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   d.Store,
-		acct:    d.Accounts,
-		tokens:  d.Tokens,
-		hub:     d.Hub,
-		limits:  d.Limits,
-		log:     d.Log,
-		closing: make(chan struct{}),
+		cfg:        cfg,
+		store:      d.Store,
+		acct:       d.Accounts,
+		tokens:     d.Tokens,
+		hub:        d.Hub,
+		limits:     d.Limits,
+		log:        d.Log,
+		parker:     d.Parker,
+		requestIDs: newRequestIDs(),
+		closing:    make(chan struct{}),
 	}
 	if s.hub == nil {
 		s.hub = &notify.Hub{}
@@ -163,10 +171,20 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Hub is the notifier the server wakes long-polls with.
 func (s *Server) Hub() *notify.Hub { return s.hub }
 
-// Shutdown makes every held long-poll answer at once with the current
-// status. Call it before http.Server.Shutdown.
+// Waiting is the number of long-polls waiting for a change, held or
+// parked (not counting sessions kept for a desktop's next poll).
+func (s *Server) Waiting() int { return max(s.hub.Len()-s.polls.len(), 0) }
+
+// Shutdown makes every held or parked long-poll answer at once with the
+// current status. Call it before http.Server.Shutdown.
 func (s *Server) Shutdown() {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		// Wakes the parked polls; one subscribing after this sees closing.
+		for _, id := range s.hub.Waiting() {
+			s.hub.Publish(id)
+		}
+	})
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }

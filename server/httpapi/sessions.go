@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -191,82 +192,42 @@ func (s *Server) sessionStatus(c *gin.Context) {
 		}
 		wait = min(n, api.MaxWait)
 	}
-	longPoll := after != "" && wait > 0
-	var ch <-chan struct{}
-	unsubscribe := func() {}
-	if longPoll {
-		// Subscribe before the first read, so that one read serves both
-		// the poll token check and the wait: a change after the read
-		// still wakes us. (Unsubscribed at once if the check fails.)
-		ch, unsubscribe = s.hub.Subscribe(c.Param("id"))
-	}
-	sess, ok := s.desktopSession(c)
-	if !ok {
-		unsubscribe()
+	if after == "" || wait == 0 {
+		sess, ok := s.desktopSession(c)
+		if ok {
+			s.answerPoll(c, sess)
+		}
 		return
 	}
-	ctx := c.Request.Context()
-	if longPoll {
-		// The server's WriteTimeout would cut a long wait short.
-		_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-		deadline := time.Now().Add(time.Duration(wait) * time.Second)
-		for first := true; ; first = false {
-			if !first {
-				ch, unsubscribe = s.hub.Subscribe(sess.ID)
-				// Re-read after subscribing, so a change in between still wakes us.
-				fresh, err := s.store.Session(ctx, sess.ID)
-				if err != nil {
-					unsubscribe()
-					s.writeError(c, fmt.Errorf("reload login session: %w", err))
-					return
-				}
-				sess = fresh
-			}
-			now := s.now()
-			st := sess.StatusAt(now)
-			left := time.Until(deadline)
-			if publicStatus(st) != after || st == login.Consumed || left <= 0 {
-				unsubscribe()
-				break
-			}
-			if st.Live() {
-				left = min(left, sess.ExpiresAt.Sub(now)+time.Millisecond)
-			}
-			timer := time.NewTimer(left)
-			changed := false
-			select {
-			case <-ch:
-				changed = true
-			case <-timer.C:
-			case <-s.closing:
-			case <-ctx.Done():
-			}
-			timer.Stop()
-			unsubscribe()
-			if ctx.Err() != nil {
-				return // the desktop went away; nothing to answer
-			}
-			if isClosed(s.closing) {
-				sess, _ = s.store.Session(ctx, sess.ID)
-				break
-			}
-			if !changed {
-				// The wait or the session's life ran out and no change was
-				// published since the read: sess is current, and one read
-				// per poll is what thousands of waiting desktops cost.
-				break
-			}
-		}
+	deadline := time.Now().Add(time.Duration(wait) * time.Second)
+	if s.parker != nil && c.Request.ProtoMajor == 1 {
+		s.parkPoll(c, after, deadline)
+		return
 	}
+	s.holdPoll(c, &poll{s: s, id: c.Param("id"), after: after, deadline: deadline})
+}
+
+// answerPoll answers a status poll with the session as read.
+func (s *Server) answerPoll(c *gin.Context, sess login.Session) {
+	status, body, err := s.pollAnswer(c.Request.Context(), sess)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(status, body)
+}
+
+// pollAnswer is the answer to a status poll: the status, or the tokens
+// of a confirmed session.
+func (s *Server) pollAnswer(ctx context.Context, sess login.Session) (int, any, error) {
 	now := s.now()
-	st := sess.StatusAt(now)
-	switch st {
+	switch st := sess.StatusAt(now); st {
 	case login.Consumed:
-		s.writeError(c, login.ErrConsumed)
+		return 0, nil, login.ErrConsumed
 	case login.Confirmed:
-		s.deliver(c, sess, now)
+		return s.deliver(ctx, sess, now)
 	default:
-		c.JSON(http.StatusOK, statusResponse(sess, st))
+		return http.StatusOK, statusResponse(sess, st), nil
 	}
 }
 
@@ -282,39 +243,33 @@ func isClosed(ch <-chan struct{}) bool {
 // deliver hands the tokens of a confirmed session to the desktop. The
 // status change and the refresh token are saved in one transaction, so of
 // any number of concurrent polls exactly one gets tokens.
-func (s *Server) deliver(c *gin.Context, sess login.Session, now time.Time) {
-	ctx := c.Request.Context()
+func (s *Server) deliver(ctx context.Context, sess login.Session, now time.Time) (int, any, error) {
 	u, err := s.store.User(ctx, sess.UserID)
 	if err != nil {
-		s.writeError(c, fmt.Errorf("load confirming user: %w", err))
-		return
+		return 0, nil, fmt.Errorf("load confirming user: %w", err)
 	}
 	access, _, err := s.tokens.Sign(u.ID)
 	if err != nil {
-		s.writeError(c, fmt.Errorf("sign access token: %w", err))
-		return
+		return 0, nil, fmt.Errorf("sign access token: %w", err)
 	}
 	refresh, rt, err := s.newRefreshToken()
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return 0, nil, err
 	}
 	rt.FamilyID = auth.NewID()
 	saved, err := s.store.DeliverSession(ctx, sess.ID, rt, now)
 	if errors.Is(err, login.ErrExpired) {
-		c.JSON(http.StatusOK, statusResponse(saved, login.Expired))
-		return
+		return http.StatusOK, statusResponse(saved, login.Expired), nil
 	}
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return 0, nil, err
 	}
 	s.hub.Publish(sess.ID)
 	resp := statusResponse(saved, login.Confirmed)
 	tokens := s.tokenPair(access, refresh)
 	user := apiUser(u)
 	resp.Tokens, resp.User = &tokens, &user
-	c.JSON(http.StatusOK, resp)
+	return http.StatusOK, resp, nil
 }
 
 func (s *Server) withdrawSession(c *gin.Context) {
