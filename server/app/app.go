@@ -397,11 +397,7 @@ type sessionListener interface {
 
 // Close releases the listener and store of an App that was never served.
 func (a *App) Close() error {
-	if a.park != nil {
-		a.park.Close()
-	} else {
-		a.ln.Close()
-	}
+	a.park.Close() // and the listener under it
 	return a.store.Close()
 }
 
