@@ -6,8 +6,11 @@
 // go-keyring has no fallback of its own on Linux: without D-Bus, or with a
 // locked collection and no prompter, every call fails (or waits forever).
 // A Store therefore bounds each keychain call, and on the first failure
-// switches to the file for the rest of the process and says so once.
-// Tokens never go to Fyne preferences, which are a plain JSON file.
+// switches to the file and says so. A call that only ran out of time may
+// be waiting on an unlock prompt the user is still answering: when it
+// does succeed, the Store moves what the file holds into the keychain,
+// removes the file and uses the keychain again. Tokens never go to Fyne
+// preferences, which are a plain JSON file.
 package tokenstore
 
 import (
@@ -17,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -65,8 +69,9 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives the one fallback warning; nil discards.
 	Logger *slog.Logger
-	// OnFallback, when set, is called once, the first time the Store
-	// switches to the file, with the file's path and the keychain's error.
+	// OnFallback, when set, is called when the Store switches to the file
+	// (once, unless the keychain came back meanwhile), with the file's path
+	// and the keychain's error.
 	OnFallback func(path string, reason error)
 }
 
@@ -77,6 +82,9 @@ type Store struct {
 
 	mu       sync.Mutex
 	fellBack bool
+	// changed holds the servers saved or deleted in the file since the
+	// fallback, so that a move back to the keychain also deletes there.
+	changed map[string]bool
 }
 
 // New returns a Store. It touches neither the keychain nor the disk.
@@ -155,7 +163,15 @@ func (s *Store) Save(server, secret string) error {
 		return err
 	}
 	m[server] = secret
+	s.markChanged(server)
 	return s.writeFile(m)
+}
+
+func (s *Store) markChanged(server string) {
+	if s.changed == nil {
+		s.changed = make(map[string]bool)
+	}
+	s.changed[server] = true
 }
 
 // Delete removes the secret saved for server; deleting nothing is fine.
@@ -168,12 +184,16 @@ func (s *Store) Delete(server string) error {
 			s.fallBack(err)
 		}
 	}
+	if s.fellBack {
+		s.markChanged(server)
+	}
 	return s.removeFromFile(server)
 }
 
 // keyring runs one keychain call, giving up after the timeout. A call that
-// times out keeps running in its goroutine; the Store never uses the
-// keychain again in this process, so at most one such goroutine is left.
+// times out keeps running in its goroutine (the Store uses the file until
+// it ends, so at most one is left); if it then succeeds, the keychain
+// works after all and the Store moves back to it.
 func (s *Store) keyring(call func(Keyring) (string, error)) (string, error) {
 	type result struct {
 		v   string
@@ -190,11 +210,58 @@ func (s *Store) keyring(call func(Keyring) (string, error)) (string, error) {
 	case r := <-ch:
 		return r.v, r.err
 	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.err == nil || errors.Is(r.err, keyring.ErrNotFound) {
+				s.backToKeychain()
+			}
+		}()
 		return "", fmt.Errorf("keychain did not answer within %s", s.cfg.Timeout)
 	}
 }
 
-// fallBack switches to the file for good and reports it once.
+// backToKeychain moves the file's secrets into the keychain, deletes
+// there what was deleted meanwhile, removes the file and uses the
+// keychain again. If the keychain fails on the way, the file stays.
+func (s *Store) backToKeychain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.fellBack {
+		return
+	}
+	m, err := s.readFile()
+	if err != nil {
+		s.cfg.Logger.Warn("the OS keychain answered, but the sign-in file could not be read; keeping the file", "path", s.path, "err", err)
+		return
+	}
+	servers := make(map[string]bool, len(m)+len(s.changed))
+	maps.Copy(servers, s.changed)
+	for server := range m {
+		servers[server] = true
+	}
+	for server := range servers {
+		secret, ok := m[server]
+		_, err := s.keyring(func(k Keyring) (string, error) {
+			if ok {
+				return "", k.Set(s.cfg.Service, server, secret)
+			}
+			if err := k.Delete(s.cfg.Service, server); !errors.Is(err, keyring.ErrNotFound) {
+				return "", err
+			}
+			return "", nil
+		})
+		if err != nil {
+			s.cfg.Logger.Warn("the OS keychain answered, but moving the sign-in into it failed; keeping the file", "path", s.path, "err", err)
+			return
+		}
+	}
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.cfg.Logger.Warn("moved the sign-in into the OS keychain, but could not remove the file", "path", s.path, "err", err)
+	}
+	s.fellBack, s.changed = false, nil
+	s.cfg.Logger.Info("the OS keychain answered after all; the sign-in is kept there again", "path", s.path)
+}
+
+// fallBack switches to the file and reports it.
 func (s *Store) fallBack(reason error) {
 	if s.fellBack {
 		return

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,6 +165,20 @@ type fakeKeyring struct {
 	m     map[string]string
 	err   error         // returned by every call when set
 	block chan struct{} // calls wait on it when set
+	ended atomic.Int32  // calls that returned
+}
+
+func (k *fakeKeyring) setErr(err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.err = err
+}
+
+func (k *fakeKeyring) holds(key string) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v, ok := k.m["svc|"+key]
+	return v, ok
 }
 
 func (k *fakeKeyring) wait() error {
@@ -175,6 +190,7 @@ func (k *fakeKeyring) wait() error {
 }
 
 func (k *fakeKeyring) Get(service, user string) (string, error) {
+	defer k.ended.Add(1)
 	err := k.wait()
 	defer k.mu.Unlock()
 	if err != nil {
@@ -188,6 +204,7 @@ func (k *fakeKeyring) Get(service, user string) (string, error) {
 }
 
 func (k *fakeKeyring) Set(service, user, secret string) error {
+	defer k.ended.Add(1)
 	err := k.wait()
 	defer k.mu.Unlock()
 	if err != nil {
@@ -204,6 +221,7 @@ func (k *fakeKeyring) Set(service, user, secret string) error {
 }
 
 func (k *fakeKeyring) Delete(service, user string) error {
+	defer k.ended.Add(1)
 	err := k.wait()
 	defer k.mu.Unlock()
 	if err != nil {
@@ -342,5 +360,96 @@ func TestMemory(t *testing.T) {
 	}
 	if _, err := m.Load("s"); !errors.Is(err, tokenstore.ErrNotFound) || m.Len() != 0 {
 		t.Fatalf("after Delete: %v, Len %d", err, m.Len())
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; !cond(); i++ {
+		if i == 1000 {
+			t.Fatalf("after 10s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A keychain waiting on its unlock prompt sends the sign-in to the file;
+// once the prompt is answered, the sign-in moves into the keychain and the
+// file goes, including a sign-out made meanwhile.
+func TestPromptAnsweredLate(t *testing.T) {
+	tests := []struct {
+		name    string
+		during  func(*tokenstore.Store) error // while the keychain waits
+		want    string                        // in the keychain afterwards; "" for none
+		wantErr error                         // of Load afterwards
+	}{
+		{name: "saved", during: func(*tokenstore.Store) error { return nil }, want: "first"},
+		{name: "rotated", during: func(s *tokenstore.Store) error { return s.Save(server, "second") }, want: "second"},
+		{name: "signed out", during: func(s *tokenstore.Store) error { return s.Delete(server) }, wantErr: tokenstore.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kr := &fakeKeyring{block: make(chan struct{})}
+			dir := t.TempDir()
+			fallbacks := 0
+			s := tokenstore.New(tokenstore.Config{Service: "svc", Dir: dir, Keyring: kr, Timeout: 50 * time.Millisecond,
+				OnFallback: func(string, error) { fallbacks++ }})
+			if err := s.Save(server, "first"); err != nil {
+				t.Fatal(err)
+			}
+			if s.Backend() != "file" || fallbacks != 1 {
+				t.Fatalf("backend %s after %d fallbacks while the keychain waits: want file, 1", s.Backend(), fallbacks)
+			}
+			if err := tt.during(s); err != nil {
+				t.Fatal(err)
+			}
+			close(kr.block) // the user answers the prompt
+			waitFor(t, "the store never went back to the keychain", func() bool { return s.Backend() == "keychain" })
+
+			if _, err := os.Stat(s.Path()); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the file is still there: %v", err)
+			}
+			got, ok := kr.holds(server)
+			if tt.want == "" && ok {
+				t.Errorf("keychain still holds %q after the sign-out", got)
+			}
+			if tt.want != "" && got != tt.want {
+				t.Errorf("keychain holds %q, want %q", got, tt.want)
+			}
+			if v, err := s.Load(server); v != tt.want || !errors.Is(err, tt.wantErr) {
+				t.Errorf("Load = %q, %v; want %q, %v", v, err, tt.want, tt.wantErr)
+			}
+			if err := s.Save(server, "third"); err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := kr.holds(server); v != "third" {
+				t.Errorf("a save after the move went elsewhere: keychain holds %q", v)
+			}
+			if _, err := os.Stat(s.Path()); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a save after the move wrote the file: %v", err)
+			}
+		})
+	}
+}
+
+// A keychain that answers late with an error stays unused.
+func TestPromptRefused(t *testing.T) {
+	kr := &fakeKeyring{block: make(chan struct{})}
+	s := tokenstore.New(tokenstore.Config{Service: "svc", Dir: t.TempDir(), Keyring: kr, Timeout: 50 * time.Millisecond})
+	if err := s.Save(server, "first"); err != nil {
+		t.Fatal(err)
+	}
+	kr.setErr(errors.New("prompt dismissed"))
+	close(kr.block)
+	waitFor(t, "the late keychain call never returned", func() bool { return kr.ended.Load() >= 1 })
+	for range 20 { // give a wrong move back a moment to happen
+		if s.Backend() != "file" {
+			t.Fatal("went back to a keychain that refused")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if v, err := s.Load(server); v != "first" || err != nil {
+		t.Fatalf("Load = %q, %v", v, err)
 	}
 }
