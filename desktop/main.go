@@ -120,6 +120,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 				desk.StorageFellBack(path, reason)
 			}
 		},
+		OnKeychain: func() {
+			if desk != nil {
+				desk.StorageRecovered()
+			}
+		},
 	})
 	var onState func(signin.State)
 	if o.statusFile != "" {

@@ -73,6 +73,9 @@ type Config struct {
 	// (once, unless the keychain came back meanwhile), with the file's path
 	// and the keychain's error.
 	OnFallback func(path string, reason error)
+	// OnKeychain, when set, is called when the Store has moved the
+	// sign-in from the file back into the keychain.
+	OnKeychain func()
 }
 
 // Store keeps one secret per server URL. It is safe for concurrent use.
@@ -259,6 +262,9 @@ func (s *Store) backToKeychain() {
 	}
 	s.fellBack, s.changed = false, nil
 	s.cfg.Logger.Info("the OS keychain answered after all; the sign-in is kept there again", "path", s.path)
+	if s.cfg.OnKeychain != nil {
+		s.cfg.OnKeychain()
+	}
 }
 
 // fallBack switches to the file and reports it.

@@ -393,8 +393,10 @@ func TestPromptAnsweredLate(t *testing.T) {
 			kr := &fakeKeyring{block: make(chan struct{})}
 			dir := t.TempDir()
 			fallbacks := 0
+			var back atomic.Int32
 			s := tokenstore.New(tokenstore.Config{Service: "svc", Dir: dir, Keyring: kr, Timeout: 50 * time.Millisecond,
-				OnFallback: func(string, error) { fallbacks++ }})
+				OnFallback: func(string, error) { fallbacks++ },
+				OnKeychain: func() { back.Add(1) }})
 			if err := s.Save(server, "first"); err != nil {
 				t.Fatal(err)
 			}
@@ -406,6 +408,9 @@ func TestPromptAnsweredLate(t *testing.T) {
 			}
 			close(kr.block) // the user answers the prompt
 			waitFor(t, "the store never went back to the keychain", func() bool { return s.Backend() == "keychain" })
+			if n := back.Load(); n != 1 {
+				t.Errorf("OnKeychain called %d times, want 1", n)
+			}
 
 			if _, err := os.Stat(s.Path()); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("the file is still there: %v", err)

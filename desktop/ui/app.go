@@ -246,6 +246,12 @@ func (a *App) StorageFellBack(path string, _ error) {
 	a.cfg.Do(func() { a.view.ShowStorageNotice(path) })
 }
 
+// StorageRecovered takes that notice back when the keychain answered
+// after all; it fits tokenstore.Config.OnKeychain.
+func (a *App) StorageRecovered() {
+	a.cfg.Do(func() { a.view.HideStorageNotice() })
+}
+
 // ShowSettings opens the dialog that sets the server URL.
 func (a *App) ShowSettings() {
 	e := widget.NewEntry()

@@ -544,6 +544,10 @@ func (v *Window) ShowStorageNotice(path string) {
 	v.storageBanner.Show()
 }
 
+// HideStorageNotice takes the notice back: the sign-in is in the keychain
+// after all.
+func (v *Window) HideStorageNotice() { v.storageBanner.Hide() }
+
 // phoneURL is where a phone types the user code: the verify URL without
 // its session id, e.g. http://192.168.1.20:8080/m. The verify URL carries
 // the server's public address, which phones can reach even when the

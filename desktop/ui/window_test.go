@@ -347,6 +347,11 @@ func TestStorageNotice(t *testing.T) {
 	if visible(w, v.storageBanner) {
 		t.Errorf("storage notice still shown after dismissing it")
 	}
+	v.ShowStorageNotice("/home/u/.config/fyne/app/signin-tokens.json")
+	v.HideStorageNotice() // the keychain answered after all
+	if visible(w, v.storageBanner) {
+		t.Errorf("storage notice still shown after the sign-in moved to the keychain")
+	}
 }
 
 func TestLayouts(t *testing.T) {
