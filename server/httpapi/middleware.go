@@ -53,13 +53,11 @@ type requestLine struct {
 
 const lineKey = "request_line"
 
-// lineOf is the request's log line with its route and client filled in,
-// for a handler that logs the request itself.
+// lineOf is the request's log line (requestLog runs first on every
+// route) with its route and client filled in, for a handler that logs the
+// request itself.
 func lineOf(c *gin.Context) *requestLine {
-	l := &requestLine{method: c.Request.Method, start: time.Now()}
-	if v, ok := c.Get(lineKey); ok {
-		l = v.(*requestLine)
-	}
+	l := c.MustGet(lineKey).(*requestLine)
 	l.route, l.clientIP = c.FullPath(), c.ClientIP()
 	return l
 }
