@@ -260,6 +260,9 @@ func (a *App) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("build HTTP API: %w", err)
 	}
+	// A desktop polls again as soon as it is answered: serve that poll on
+	// the connection at once rather than through a new net/http goroutine.
+	a.park.ServeDirect(park.Direct{Handler: a.api.Handler(), Match: httpapi.IsStatusPoll, Log: a.log})
 	a.srv = &http.Server{
 		Handler:           a.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

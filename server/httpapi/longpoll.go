@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,15 @@ import (
 // goroutine is held while it waits (park.Listener).
 type Parker interface {
 	Park(w http.ResponseWriter, r *http.Request) (*park.Conn, error)
+}
+
+// IsStatusPoll reports whether r is a desktop's status poll: what a
+// park.Listener serving directly (park.Direct.Match) should serve on the
+// connection of the poll it has just answered. Its answers are small and
+// it never streams.
+func IsStatusPoll(r *http.Request) bool {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/login-sessions/")
+	return ok && r.Method == http.MethodGet && strings.HasSuffix(rest, "/status")
 }
 
 // answerTimeout bounds the store work of answering a parked poll.
@@ -116,6 +126,19 @@ func (s *Server) holdPoll(c *gin.Context, p *poll) {
 	s.answerPoll(c, p.sess)
 }
 
+// timerGrain is the grid the waits of parked polls end on: many waiting
+// desktops then time out in batches, each batch one wake-up of the
+// runtime instead of one per desktop.
+const timerGrain = 50 * time.Millisecond
+
+// onGrain is t, or the first multiple of timerGrain after it.
+func onGrain(t time.Time) time.Time {
+	if r := time.Duration(t.UnixNano() % int64(timerGrain)); r > 0 {
+		return t.Add(timerGrain - r)
+	}
+	return t
+}
+
 // cacheFor is how long the session a parked poll answered with is kept
 // for the desktop's next poll, which normally follows at once.
 const cacheFor = 5 * time.Second
@@ -135,8 +158,8 @@ type parkedPoll struct {
 	state       pollState
 	woken       bool // a wake-up came while not armed
 	changed     bool // a publish came since the last read
-	timer       *time.Timer
-	tgen        int // the current timer; a late older one is ignored
+	timer       *time.Timer // made once and reset: a desktop waits many times
+	due         time.Time   // when the timer is to fire; zero when stopped
 	unsubscribe func()
 }
 
@@ -265,7 +288,7 @@ func (s *Server) parkPoll(c *gin.Context, after api.Status, deadline time.Time) 
 
 // subscribe registers for the next publish of the session.
 func (p *parkedPoll) subscribe() {
-	p.unsubscribe = p.s.hub.SubscribeFunc(p.id, func() { p.wake(-1) })
+	p.unsubscribe = p.s.hub.SubscribeFunc(p.id, p.published)
 }
 
 // arm waits for left, or for the publish subscribed to. It reports false
@@ -283,28 +306,38 @@ func (p *parkedPoll) arm(left time.Duration) bool {
 }
 
 func (p *parkedPoll) startTimerLocked(d time.Duration) {
-	p.tgen++
-	g := p.tgen
-	p.timer = time.AfterFunc(d, func() { p.wake(g) })
+	now := time.Now()
+	p.due = onGrain(now.Add(d))
+	d = p.due.Sub(now)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(d, p.expired)
+	} else {
+		p.timer.Reset(d)
+	}
 }
 
 func (p *parkedPoll) stopTimerLocked() {
 	if p.timer != nil {
 		p.timer.Stop()
-		p.timer = nil
 	}
-	p.tgen++
+	p.due = time.Time{}
 }
 
-// wake is called by the hub (timer -1), which it must not block, or by
-// timer number timer, on a goroutine of its own.
-func (p *parkedPoll) wake(timer int) {
+// published is the hub's callback, which must not block.
+func (p *parkedPoll) published() { p.wake(false) }
+
+// expired runs on a goroutine of its own when the timer fires.
+func (p *parkedPoll) expired() { p.wake(true) }
+
+// wake handles a publish of the session or the timer firing.
+func (p *parkedPoll) wake(timer bool) {
 	p.mu.Lock()
-	if timer >= 0 && timer != p.tgen {
+	if timer && (p.due.IsZero() || time.Now().Before(p.due)) {
+		// A run of the timer started before it was stopped or reset.
 		p.mu.Unlock()
 		return
 	}
-	if timer < 0 {
+	if !timer {
 		p.changed = true
 	}
 	switch p.state {
@@ -312,7 +345,7 @@ func (p *parkedPoll) wake(timer int) {
 		p.state = pollBusy
 		p.stopTimerLocked()
 		p.mu.Unlock()
-		if timer >= 0 {
+		if timer {
 			p.finish() // on the timer's own goroutine
 		} else {
 			go p.finish()
@@ -453,10 +486,14 @@ func (s *Server) reply(ctx context.Context, r *parkedRequest, status int, body a
 		r.header.Set("Connection", "close")
 	}
 	r.line.status = status
-	if err := r.conn.Reply(status, r.header, data); err != nil {
-		s.log.DebugContext(ctx, "answer not sent", slog.String("request_id", r.line.id), slog.Any("err", err))
-		r.line.status = 499
-		data = nil
-	}
-	s.logRequest(ctx, r.line, len(data))
+	// Logged once written: the connection may then serve the desktop's
+	// next poll on this goroutine before Reply returns.
+	_ = r.conn.Reply(status, r.header, data, func(err error) {
+		if err != nil {
+			s.log.DebugContext(ctx, "answer not sent", slog.String("request_id", r.line.id), slog.Any("err", err))
+			r.line.status = 499
+			data = nil
+		}
+		s.logRequest(ctx, r.line, len(data))
+	})
 }

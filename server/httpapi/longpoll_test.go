@@ -76,6 +76,7 @@ type parkedEnv struct {
 	addr   string
 	base   string
 	client *http.Client
+	direct atomic.Int64 // requests the listener served directly
 }
 
 func newParkedEnv(t *testing.T, w io.Writer, opts ...envOption) *parkedEnv {
@@ -94,6 +95,11 @@ func newParkedEnv(t *testing.T, w io.Writer, opts ...envOption) *parkedEnv {
 	}, opts...)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	pe.client = &http.Client{Transport: tr}
+	h := pe.srv.Handler()
+	ln.ServeDirect(park.Direct{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pe.direct.Add(1)
+		h.ServeHTTP(w, r)
+	}), Match: httpapi.IsStatusPoll})
 	pe.hs = &http.Server{Handler: pe.srv.Handler(), ReadHeaderTimeout: bound}
 	served := make(chan error, 1)
 	go func() { served <- pe.hs.Serve(ln) }()
@@ -263,6 +269,9 @@ func TestParkedPollWakesAndKeepsConnection(t *testing.T) {
 	next := await(t, got)
 	if !next.reused || next.local != first.local {
 		t.Fatalf("next poll on %s (reused %v), want the connection %s again", next.local, next.reused, first.local)
+	}
+	if n := e.direct.Load(); n != 1 {
+		t.Errorf("%d polls served on the answered connection directly, want the second one", n)
 	}
 	if st := statusOf(t, next); st.Status != api.StatusCancelled {
 		t.Fatalf("after cancel: %s", next.body)
@@ -543,5 +552,90 @@ func TestParkedPollConnectionClose(t *testing.T) {
 			}
 			e.waitParked(t, 0)
 		})
+	}
+}
+
+// Polls the listener serves on the answered connection go through the
+// whole router: answered at once or parked again, each logged once, with
+// its client.
+func TestDirectPollsLogged(t *testing.T) {
+	var buf syncBuffer
+	e := newParkedEnv(t, &buf)
+	s := e.create()
+	alice := e.login("alice", alicePass).AccessToken
+
+	first := e.poll(t, s, "?after=pending&wait=1") // runs out: pending
+	if st := statusOf(t, first); st.Status != api.StatusPending {
+		t.Fatalf("first poll: %s", st.Status)
+	}
+	e.waitParked(t, 0)
+	got := e.goPoll(s, s.PollToken, "?after=pending&wait=30") // parks again
+	e.waitParked(t, 1)
+	expect(t, e.phone("scan", s.ID, alice), 200, "")
+	second := await(t, got)
+	third := e.poll(t, s, "?after=pending&wait=30") // scanned: answered at once
+	for i, a := range []answer{second, third} {
+		if st := statusOf(t, a); st.Status != api.StatusScanned {
+			t.Errorf("poll %d: %s", i+2, st.Status)
+		}
+		if !a.reused || a.local != first.local {
+			t.Errorf("poll %d on %s (reused %v), want %s", i+2, a.local, a.reused, first.local)
+		}
+		if a.header.Get("X-Request-ID") == "" || a.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("poll %d lost its headers: %v", i+2, a.header)
+		}
+	}
+	if n := e.direct.Load(); n != 2 {
+		t.Errorf("%d polls served directly, want 2", n)
+	}
+
+	const route = "route=/api/v1/login-sessions/:id/status "
+	var lines []string
+	waitUntil(t, "three polls logged", func() bool {
+		lines = lines[:0]
+		for l := range strings.Lines(buf.String()) {
+			if strings.Contains(l, "msg=request ") && strings.Contains(l, route) {
+				lines = append(lines, l)
+			}
+		}
+		return len(lines) >= 3
+	})
+	if len(lines) != 3 {
+		t.Fatalf("want 3 request lines, got %q", lines)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, " status=200 ") || !strings.Contains(l, " client_ip=127.0.0.1 ") {
+			t.Errorf("request line %q", l)
+		}
+	}
+	if strings.Contains(buf.String(), s.PollToken) {
+		t.Fatal("poll token in the log")
+	}
+}
+
+func TestIsStatusPoll(t *testing.T) {
+	tests := []struct {
+		method, target string
+		want           bool
+	}{
+		{"GET", "/api/v1/login-sessions/abc/status?after=pending&wait=30", true},
+		{"GET", "/api/v1/login-sessions/abc/status", true},
+		{"HEAD", "/api/v1/login-sessions/abc/status", false},
+		{"POST", "/api/v1/login-sessions/abc/status", false},
+		{"GET", "/api/v1/login-sessions/abc", false},
+		{"GET", "/api/v1/login-sessions", false},
+		{"POST", "/api/v1/login-sessions", false},
+		{"GET", "/api/v1/login-sessions/abc/scan", false},
+		{"GET", "/m/status", false},
+		{"GET", "/status", false},
+	}
+	for _, tt := range tests {
+		r, err := http.NewRequest(tt.method, "http://x"+tt.target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := httpapi.IsStatusPoll(r); got != tt.want {
+			t.Errorf("IsStatusPoll(%s %s) = %v, want %v", tt.method, tt.target, got, tt.want)
+		}
 	}
 }

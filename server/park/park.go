@@ -11,16 +11,18 @@
 package park
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // ErrNotSupported means the request's connection cannot be taken over
@@ -41,11 +43,15 @@ type Listener struct {
 	ready     chan struct{} // a connection was given back
 	done      chan struct{} // closed by Close
 
-	mu     sync.Mutex
-	closed bool
-	back   []net.Conn    // answered connections waiting to be accepted again
-	out    int           // parked connections not yet released
-	zero   chan struct{} // closed when out drops to 0
+	direct *Direct // set by ServeDirect
+
+	mu      sync.Mutex
+	closed  bool
+	back    []net.Conn            // answered connections waiting to be accepted again
+	parked  int                   // parked connections not yet answered
+	out     int                   // parked, or being answered (Wait waits for these)
+	zero    chan struct{}         // closed when out drops to 0
+	reading map[net.Conn]struct{} // answered, waiting for the next request to serve directly
 }
 
 type accepted struct {
@@ -124,7 +130,8 @@ func (l *Listener) signal() {
 }
 
 // Close stops accepting and closes the connections given back but not yet
-// accepted. Parked connections stay open until they are answered.
+// accepted, and those waiting for a next request to serve directly.
+// Parked connections stay open until they are answered.
 func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -134,6 +141,10 @@ func (l *Listener) Close() error {
 	l.closed = true
 	back := l.back
 	l.back = nil
+	for nc := range l.reading {
+		// Ends the wait for a next request at once (it then closes).
+		_ = nc.SetReadDeadline(time.Unix(1, 0))
+	}
 	l.mu.Unlock()
 	close(l.done)
 	for _, c := range back {
@@ -157,9 +168,11 @@ func (l *Listener) Park(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		l.zero = make(chan struct{})
 	}
 	l.out++
+	l.parked++
 	l.mu.Unlock()
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		l.unpark()
 		l.release()
 		if errors.Is(err, http.ErrNotSupported) {
 			return nil, ErrNotSupported
@@ -178,6 +191,12 @@ func (l *Listener) Park(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	}, nil
 }
 
+func (l *Listener) unpark() {
+	l.mu.Lock()
+	l.parked--
+	l.mu.Unlock()
+}
+
 func (l *Listener) release() {
 	l.mu.Lock()
 	l.out--
@@ -191,11 +210,17 @@ func (l *Listener) release() {
 func (l *Listener) Parked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.parked
+}
+
+func (l *Listener) outstanding() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.out
 }
 
-// Wait blocks until every parked connection has been answered or closed,
-// or ctx ends.
+// Wait blocks until every parked connection has been answered or closed
+// (and any next request served directly, see ServeDirect), or ctx ends.
 func (l *Listener) Wait(ctx context.Context) error {
 	l.mu.Lock()
 	if l.out == 0 {
@@ -208,12 +233,12 @@ func (l *Listener) Wait(ctx context.Context) error {
 	case <-zero:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%d parked connections not answered: %w", l.Parked(), ctx.Err())
+		return fmt.Errorf("%d parked connections not answered: %w", l.outstanding(), ctx.Err())
 	}
 }
 
-// giveBack queues an answered connection for the http.Server's next
-// Accept, or closes it if the listener is closed.
+// giveBack queues a connection for the http.Server's next Accept, or
+// closes it if the listener is closed.
 func (l *Listener) giveBack(c net.Conn) {
 	l.mu.Lock()
 	if l.closed {
@@ -243,46 +268,121 @@ type Conn struct {
 
 // Reply writes an HTTP/1.1 response: status, h (may be nil; Content-Length,
 // Date and, when the connection is not kept, Connection are set here) and
-// body, which is left out for a HEAD request. The connection then goes back
-// to the server for the client's next request, unless the request asked to
-// close it, had a body, was followed by pipelined bytes, h says
-// "Connection: close" (a server shutting down), or the listener is closed.
-func (c *Conn) Reply(status int, h http.Header, body []byte) error {
+// body, which is left out for a HEAD request or a status without a body.
+// written, when not nil, is then called with the write's error, which
+// Reply also returns.
+//
+// The connection is then handed on for the client's next request: back to
+// the http.Server, or, with ServeDirect, served on this goroutine first
+// when it is a request Direct.Match picks, so Reply may return only after
+// that. It is closed instead if the request asked to close it, had a
+// body, was followed by pipelined bytes, h says "Connection: close" (a
+// server shutting down), or the listener is closed.
+func (c *Conn) Reply(status int, h http.Header, body []byte, written func(error)) error {
 	defer c.l.release()
 	keep := c.keepAlive && !c.l.isClosed() && !asksClose(h)
 	if h == nil {
 		h = make(http.Header)
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	err := writeResponse(c.nc, status, h, body, c.head, keep)
+	c.l.unpark()
+	if err != nil {
+		err = fmt.Errorf("answer parked request: %w", err)
+	}
+	if written != nil {
+		written(err)
+	}
+	if err != nil || !keep {
+		return err
+	}
+	c.l.handOn(c.nc)
+	return nil
+}
+
+// writeResponse writes an answer whose whole body is known (leaving the
+// body out for a HEAD request), and closes nc unless the connection is
+// kept (or the write failed). A kept connection still has the write
+// deadline set: whoever writes next sets its own, and it is cleared
+// before the connection goes back to the http.Server.
+func writeResponse(nc net.Conn, status int, h http.Header, body []byte, head, keep bool) error {
+	if bodyAllowed(status) {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	if head || !bodyAllowed(status) {
+		body = nil
+	}
 	if !keep {
 		h.Set("Connection", "close")
 	}
-	var buf bytes.Buffer
-	buf.Grow(512 + len(body))
-	fmt.Fprintf(&buf, "HTTP/1.1 %03d %s\r\n", status, http.StatusText(status))
-	_ = h.Write(&buf) // sorted, and values cleaned of line breaks
-	buf.WriteString("\r\n")
-	if !c.head {
-		buf.Write(body)
+	err := writeHead(nc, status, h, body)
+	if err != nil || !keep {
+		nc.Close()
 	}
-	if err := c.nc.SetWriteDeadline(time.Now().Add(WriteTimeout)); err != nil {
-		c.nc.Close()
-		return fmt.Errorf("answer parked request: %w", err)
+	return err
+}
+
+// writeHead writes the status line, h with a Date, and then body.
+func writeHead(nc net.Conn, status int, h http.Header, body []byte) error {
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	bp := answerBufs.Get().(*[]byte)
+	b := append(appendHead((*bp)[:0], status, h), body...)
+	err := nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	if err == nil {
+		_, err = nc.Write(b)
 	}
-	if _, err := c.nc.Write(buf.Bytes()); err != nil {
-		c.nc.Close()
-		return fmt.Errorf("answer parked request: %w", err)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		answerBufs.Put(bp)
 	}
-	if !keep {
-		return c.nc.Close()
+	return err
+}
+
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// appendHead appends the status line and h, sorted by key, without
+// invalid keys and with values trimmed and line breaks made spaces as
+// http.Header.Write does, but
+// without its allocations (this runs for every answered long-poll).
+func appendHead(b []byte, status int, h http.Header) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	if text := http.StatusText(status); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(status), 10)
 	}
-	if err := c.nc.SetDeadline(time.Time{}); err != nil {
-		c.nc.Close()
-		return fmt.Errorf("answer parked request: %w", err)
+	b = append(b, "\r\n"...)
+	var arr [16]string
+	keys := arr[:0]
+	for k := range h {
+		keys = append(keys, k)
 	}
-	c.l.giveBack(c.nc)
-	return nil
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue // dropped, as http.Header.Write does: it could break the head
+		}
+		for _, v := range h[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			for _, c := range []byte(strings.Trim(v, " \t\r\n")) {
+				if c == '\r' || c == '\n' {
+					c = ' '
+				}
+				b = append(b, c)
+			}
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// bodyAllowed reports whether an answer with status may have a body
+// (RFC 9110: not 1xx, 204 or 304).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 // asksClose reports whether h carries the Connection token "close".
@@ -300,10 +400,16 @@ func asksClose(h http.Header) bool {
 // Close drops the connection without an answer.
 func (c *Conn) Close() error {
 	defer c.l.release()
+	c.l.unpark()
 	return c.nc.Close()
 }
 
 // Alive reports whether the client still holds the connection open, so
 // that nothing is handed to a client that has gone (where the system
 // cannot tell, it reports true).
-func (c *Conn) Alive() bool { return alive(c.nc) }
+func (c *Conn) Alive() bool {
+	if r, ok := c.nc.(*replayConn); ok && len(r.pending) > 0 {
+		return true // it has sent a request
+	}
+	return alive(c.nc)
+}

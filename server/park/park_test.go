@@ -194,7 +194,7 @@ func checkAnswer(tb testing.TB, r result, status int, id, body string) {
 
 func reply(tb testing.TB, p parked, status int, body string) {
 	tb.Helper()
-	if err := p.c.Reply(status, p.h, []byte(body)); err != nil {
+	if err := p.c.Reply(status, p.h, []byte(body), nil); err != nil {
 		tb.Errorf("Reply: %v", err)
 	}
 }
@@ -221,7 +221,7 @@ func TestReplyKeepsConnection(t *testing.T) {
 	replied := make(chan error, 1)
 	go func() {
 		<-signal
-		replied <- p.c.Reply(http.StatusAccepted, p.h, []byte("hello"))
+		replied <- p.c.Reply(http.StatusAccepted, p.h, []byte("hello"), nil)
 	}()
 	close(signal)
 
@@ -257,7 +257,7 @@ func TestReplyNilHeader(t *testing.T) {
 	c := newClient(t)
 	ch := goDo(c, get(t, s.url+"/park?id=n"))
 	p := s.next(t)
-	if err := p.c.Reply(http.StatusOK, nil, []byte("no headers")); err != nil {
+	if err := p.c.Reply(http.StatusOK, nil, []byte("no headers"), nil); err != nil {
 		t.Fatal(err)
 	}
 	r := recv(t, ch)
@@ -426,7 +426,7 @@ func parkPipe(t *testing.T, pl *park.Listener) (*park.Conn, net.Conn, net.Conn) 
 func replyPipe(t *testing.T, c *park.Conn, client net.Conn) (*http.Response, *bufio.Reader) {
 	t.Helper()
 	errc := make(chan error, 1)
-	go func() { errc <- c.Reply(http.StatusOK, http.Header{}, []byte("x")) }() // a pipe write waits for the read
+	go func() { errc <- c.Reply(http.StatusOK, http.Header{}, []byte("x"), nil) }() // a pipe write waits for the read
 	br := bufio.NewReader(client)
 	resp, _ := readResponse(t, br, "GET")
 	if err := <-errc; err != nil {
@@ -760,7 +760,7 @@ func TestReplyAsksClose(t *testing.T) {
 	nc, br := dial(t, s)
 	write(t, nc, "GET /park?id=s HTTP/1.1\r\nHost: x\r\n\r\n")
 	p := s.next(t)
-	if err := p.c.Reply(http.StatusOK, http.Header{"Connection": {"keep-alive, Close"}}, []byte("bye")); err != nil {
+	if err := p.c.Reply(http.StatusOK, http.Header{"Connection": {"keep-alive, Close"}}, []byte("bye"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if resp, body := readResponse(t, br, "GET"); body != "bye" || !resp.Close {
