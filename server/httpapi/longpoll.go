@@ -156,8 +156,8 @@ type parkedPoll struct {
 
 	mu          sync.Mutex
 	state       pollState
-	woken       bool // a wake-up came while not armed
-	changed     bool // a publish came since the last read
+	woken       bool        // a wake-up came while not armed
+	changed     bool        // a publish came since the last read
 	timer       *time.Timer // made once and reset: a desktop waits many times
 	due         time.Time   // when the timer is to fire; zero when stopped
 	unsubscribe func()
