@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
 	"github.com/qrlogin/qrlogin/server/store/postgres/pgtest"
@@ -97,8 +98,8 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Errorf("Open %d: %v", i, err)
 		}
 	}
-	if got := queryInt(t, url, `SELECT count(*) FROM schema_migrations`); got != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1 (one per migration)", got)
+	if got := queryInt(t, url, `SELECT count(*) FROM schema_migrations`); got != 2 {
+		t.Errorf("schema_migrations has %d rows, want 2 (one per migration)", got)
 	}
 	// Opening again applies nothing and keeps the data.
 	db := openDB(t, url)
@@ -303,7 +304,7 @@ func TestListenSeesChangesFromAnotherServer(t *testing.T) {
 			return err
 		}},
 		{"s-scan", func() error {
-			_, err := b.DeliverSession(ctx, "s-scan", store.RefreshToken{ID: "t1", Hash: []byte("h1"), FamilyID: "f1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
+			_, err := b.DeliverSession(ctx, "s-scan", store.RefreshToken{ID: "t1", Hash: []byte("h1"), FamilyID: "f1", Kind: refresh.KindRefresh, AMR: "qr", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
 			return err
 		}},
 		{"s-after", func() error {
