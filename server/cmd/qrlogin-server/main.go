@@ -126,6 +126,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "how long a QR code stays valid")
 	fs.DurationVar(&cfg.AccessTTL, "access-ttl", cfg.AccessTTL, "access token lifetime")
 	fs.DurationVar(&cfg.RefreshTTL, "refresh-ttl", cfg.RefreshTTL, "refresh token and phone sign-in lifetime")
+	fs.DurationVar(&cfg.RefreshMaxAge, "refresh-max-age", cfg.RefreshMaxAge,
+		"a sign-in ends this long after it was made, however often it is refreshed")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	proxies := (*listFlag)(&cfg.TrustedProxies)
