@@ -3,7 +3,7 @@
 //
 //	qrlogin-server serve [flags]          run the server
 //	qrlogin-server user add --username U  add a user (also: list, passwd, delete)
-//	qrlogin-server keys rotate            add a signing key (also: list)
+//	qrlogin-server keys rotate            add a signing key (also: list, retire)
 //	qrlogin-server store copy --from F --to URL  copy users and keys to PostgreSQL
 //	qrlogin-server --version
 //
@@ -54,6 +54,7 @@ const usage = `usage:
   qrlogin-server user delete --username U
   qrlogin-server keys rotate [--activate-in 10m]  add a new signing key for access tokens
   qrlogin-server keys list
+  qrlogin-server keys retire --kid K     stop trusting a key (not the one signing now)
   qrlogin-server store copy --from qrlogin.db --to postgres://...   copy users and signing keys
   qrlogin-server --version
 `
