@@ -34,13 +34,16 @@ import (
 
 // Config is everything a server can be told. Fill it from DefaultConfig.
 type Config struct {
-	Addr           string        // listen address, e.g. ":8080"
-	DB             string        // SQLite database file, or a postgres:// URL (several servers may share it)
-	PublicURL      string        // base URL phones use; empty: http(s)://<LAN IPv4>:<port>
-	SessionTTL     time.Duration // login session lifetime
-	AccessTTL      time.Duration // access token lifetime
-	RefreshTTL     time.Duration // refresh token and phone sign-in lifetime
-	TLSCert        string        // PEM certificate file; with TLSKey serves HTTPS
+	Addr       string        // listen address, e.g. ":8080"
+	DB         string        // SQLite database file, or a postgres:// URL (several servers may share it)
+	PublicURL  string        // base URL phones use; empty: http(s)://<LAN IPv4>:<port>
+	SessionTTL time.Duration // login session lifetime
+	AccessTTL  time.Duration // access token lifetime
+	RefreshTTL time.Duration // refresh token and phone sign-in lifetime
+	// RefreshMaxAge ends a sign-in's refresh chain (or phone sign-in) that
+	// long after the sign-in, however often it is refreshed.
+	RefreshMaxAge  time.Duration
+	TLSCert        string // PEM certificate file; with TLSKey serves HTTPS
 	TLSKey         string
 	TrustedProxies []string // proxies whose X-Forwarded-For is believed
 	// Rate limits in requests per minute per client IP; 0 turns one off.
@@ -73,6 +76,7 @@ func DefaultConfig() Config {
 		SessionTTL:      2 * time.Minute,
 		AccessTTL:       15 * time.Minute,
 		RefreshTTL:      30 * 24 * time.Hour,
+		RefreshMaxAge:   90 * 24 * time.Hour,
 		LimitLogin:      10,
 		LimitCreate:     30,
 		LimitLookup:     20,
@@ -100,7 +104,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("public-url %q: must be an absolute http(s) URL", c.PublicURL))
 		}
 	}
-	for name, d := range map[string]time.Duration{"session-ttl": c.SessionTTL, "access-ttl": c.AccessTTL, "refresh-ttl": c.RefreshTTL} {
+	for name, d := range map[string]time.Duration{"session-ttl": c.SessionTTL, "access-ttl": c.AccessTTL, "refresh-ttl": c.RefreshTTL,
+		"refresh-max-age": c.RefreshMaxAge} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %v must be positive", name, d))
 		}
@@ -240,6 +245,7 @@ func (a *App) init(ctx context.Context) error {
 		PublicURL:      a.url,
 		SessionTTL:     cfg.SessionTTL,
 		RefreshTTL:     cfg.RefreshTTL,
+		RefreshMaxAge:  cfg.RefreshMaxAge,
 		TrustedProxies: cfg.TrustedProxies,
 		SecureCookies:  cfg.TLSCert != "",
 		Now:            cfg.Now,

@@ -142,8 +142,8 @@ func (r *keyRing) reload(ctx context.Context, interval time.Duration) {
 }
 
 // Sign implements httpapi.AccessTokens.
-func (r *keyRing) Sign(userID string) (string, time.Time, error) {
-	return r.cur.Load().signer.Sign(userID)
+func (r *keyRing) Sign(userID, amr string) (string, time.Time, error) {
+	return r.cur.Load().signer.Sign(userID, amr)
 }
 
 // Verify implements httpapi.AccessTokens.

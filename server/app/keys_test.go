@@ -159,7 +159,7 @@ func forgeToken(t *testing.T, kid string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := iss.Sign("someone")
+	tok, _, err := iss.Sign("someone", auth.AMRPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,4 +202,47 @@ func TestPendingKeySignsOnTime(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A retired key (`keys retire` deletes it from the store) leaves the JWKS
+// and stops verifying once the server reloads its keys, so tokens it
+// signed are refused from then on.
+func TestRetiredKeyIsRefusedAfterReload(t *testing.T) {
+	srv := apptest.Start(t, func(c *app.Config) { c.KeyReload = 10 * time.Millisecond })
+	srv.AddUser(t, "alice", "Alice Chen", "alice-password-1")
+	ctx := t.Context()
+
+	old := srv.Login(t, "alice", "alice-password-1")
+	oldKID := kidOf(t, old)
+	next := newKey(t, time.Now().Add(-time.Millisecond))
+	if err := srv.App.Store().CreateSigningKey(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "signing with the new key", func() string {
+		if kid := kidOf(t, srv.Login(t, "alice", "alice-password-1")); kid != next.ID {
+			return "signing with " + kid
+		}
+		return ""
+	})
+	if _, err := srv.Client().Me(ctx, old); err != nil {
+		t.Fatalf("a token of the old key before it is retired: %v", err)
+	}
+
+	if err := srv.App.Store().DeleteSigningKey(ctx, oldKID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the retired key gone from the JWKS", func() string {
+		for _, k := range jwks(t, srv.URL).Keys {
+			if k.Kid == oldKID {
+				return "listed"
+			}
+		}
+		return ""
+	})
+	if _, err := srv.Client().Me(ctx, old); !client.IsCode(err, api.ErrUnauthorized) {
+		t.Errorf("a token of the retired key: %v, want unauthorized", err)
+	}
+	if _, err := srv.Client().Me(ctx, srv.Login(t, "alice", "alice-password-1")); err != nil {
+		t.Errorf("a token of the current key: %v", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -20,6 +21,19 @@ var ErrInvalidToken = errors.New("invalid access token")
 
 // maxTokenLen bounds what Verify will parse; our tokens are ~300 bytes.
 const maxTokenLen = 4096
+
+// Leeway is the clock skew between servers that Verify allows on a
+// token's "nbf" and "iat". Expiry is checked without it.
+const Leeway = 30 * time.Second
+
+// The sign-in methods an access token's "amr" claim names (RFC 8176).
+const (
+	// AMRPassword: the user typed their password (POST /auth/login, the
+	// phone page). Only such tokens may act as the phone.
+	AMRPassword = "pwd"
+	// AMRQR: tokens delivered to a desktop through a login session.
+	AMRQR = "qr"
+)
 
 // KeyStore is where an Issuer keeps its signing keys; server/store's Store
 // satisfies it.
@@ -40,10 +54,37 @@ type IssuerConfig struct {
 
 // Claims is what a valid access token says.
 type Claims struct {
-	UserID    string // "sub"
-	ID        string // "jti", unique per token
+	UserID string // "sub"
+	ID     string // "jti", unique per token
+	// IssuedAt is when the token was signed, to the microsecond ("iat_us";
+	// "iat" when a token lacks it): whole-second "iat" cannot tell a token
+	// signed just before a revocation from one signed just after.
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	AMR       []string // "amr": how the user signed in
+}
+
+// HasAMR reports whether the token says the user signed in with method.
+func (c Claims) HasAMR(method string) bool { return slices.Contains(c.AMR, method) }
+
+// Revoked reports whether a token issued at issued is revoked by a user's
+// tokens-valid-after time validAfter (store.User.TokensValidAfter). Both
+// are compared to the microsecond, the precision of the claim and of the
+// stores, and a token issued in the very microsecond of the revocation is
+// revoked: of two events that close, the revocation wins.
+func Revoked(issued, validAfter time.Time) bool {
+	if validAfter.IsZero() {
+		return false
+	}
+	return !issued.Truncate(time.Microsecond).After(validAfter.Truncate(time.Microsecond))
+}
+
+// tokenClaims is the JWT payload of an access token.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	AMR []string `json:"amr,omitempty"`
+	// IssuedAtMicros is "iat" in Unix microseconds.
+	IssuedAtMicros int64 `json:"iat_us,omitempty"`
 }
 
 // Issuer signs and verifies access tokens: JWTs signed with Ed25519
@@ -126,6 +167,8 @@ func NewIssuer(ctx context.Context, ks KeyStore, cfg IssuerConfig) (*Issuer, err
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithAudience(cfg.Audience),
 		jwt.WithTimeFunc(cfg.Now),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway),
 		jwt.WithStrictDecoding(),
 	)
 	return iss, nil
@@ -149,23 +192,32 @@ func newSigningKey(now time.Time) (store.SigningKey, error) {
 // TTL returns the lifetime of the tokens Sign makes.
 func (i *Issuer) TTL() time.Duration { return i.cfg.TTL }
 
-// Sign returns an access token for userID and the moment it expires.
-func (i *Issuer) Sign(userID string) (string, time.Time, error) {
+// Sign returns an access token for userID, saying it signed in with
+// method amr (AMRPassword or AMRQR), and the moment it expires.
+func (i *Issuer) Sign(userID, amr string) (string, time.Time, error) {
 	if userID == "" {
 		return "", time.Time{}, errors.New("sign access token: empty user id")
 	}
+	if amr == "" {
+		return "", time.Time{}, errors.New("sign access token: empty sign-in method")
+	}
+	issued := i.cfg.Now().Truncate(time.Microsecond)
 	// JWT times are whole seconds; truncating here makes the returned
 	// expiry equal to the token's.
-	now := i.cfg.Now().Truncate(time.Second)
+	now := issued.Truncate(time.Second)
 	exp := now.Add(i.cfg.TTL)
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.RegisteredClaims{
-		Subject:   userID,
-		Issuer:    i.cfg.Issuer,
-		Audience:  jwt.ClaimStrings{i.cfg.Audience},
-		IssuedAt:  jwt.NewNumericDate(now),
-		NotBefore: jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp),
-		ID:        NewID(),
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   userID,
+			Issuer:    i.cfg.Issuer,
+			Audience:  jwt.ClaimStrings{i.cfg.Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+			ID:        NewID(),
+		},
+		AMR:            []string{amr},
+		IssuedAtMicros: issued.UnixMicro(),
 	})
 	tok.Header["kid"] = i.signKID
 	s, err := tok.SignedString(i.signKey)
@@ -176,23 +228,38 @@ func (i *Issuer) Sign(userID string) (string, time.Time, error) {
 }
 
 // Verify checks token's signature (EdDSA only, by a known kid), issuer,
-// audience and times, and returns its claims. Every failure wraps
-// ErrInvalidToken.
+// audience and times, and returns its claims. "nbf" and "iat" may be up to
+// Leeway in the future (another server's clock); "exp" is exact. Every
+// failure wraps ErrInvalidToken.
 func (i *Issuer) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: too long", ErrInvalidToken)
 	}
-	var rc jwt.RegisteredClaims
-	_, err := i.parser.ParseWithClaims(token, &rc, i.key)
+	var tc tokenClaims
+	_, err := i.parser.ParseWithClaims(token, &tc, i.key)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	rc := tc.RegisteredClaims
 	if rc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
 	}
-	c := Claims{UserID: rc.Subject, ID: rc.ID, ExpiresAt: rc.ExpiresAt.Time}
+	// The parser's leeway applies to "exp" too; expiry gets none.
+	if !i.cfg.Now().Before(rc.ExpiresAt.Time) {
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, jwt.ErrTokenExpired)
+	}
+	c := Claims{UserID: rc.Subject, ID: rc.ID, ExpiresAt: rc.ExpiresAt.Time, AMR: tc.AMR}
 	if rc.IssuedAt != nil {
 		c.IssuedAt = rc.IssuedAt.Time
+	}
+	// iat_us must lie in iat's second, so a token cannot claim a later
+	// issue time than its iat says.
+	if tc.IssuedAtMicros != 0 {
+		us := time.UnixMicro(tc.IssuedAtMicros)
+		if rc.IssuedAt == nil || !us.Truncate(time.Second).Equal(rc.IssuedAt.Time) {
+			return Claims{}, fmt.Errorf("%w: iat_us does not match iat", ErrInvalidToken)
+		}
+		c.IssuedAt = us
 	}
 	return c, nil
 }

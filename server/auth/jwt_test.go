@@ -94,7 +94,7 @@ func newIssuer(tb testing.TB, ks auth.KeyStore, c *clock) *auth.Issuer {
 
 func mustSign(tb testing.TB, iss *auth.Issuer, userID string) string {
 	tb.Helper()
-	tok, _, err := iss.Sign(userID)
+	tok, _, err := iss.Sign(userID, auth.AMRPassword)
 	if err != nil {
 		tb.Fatalf("Sign: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestIssuerSign(t *testing.T) {
 	ks := &keyStore{}
 	c := &clock{now: t0.Add(700 * time.Millisecond)}
 	iss := newIssuer(t, ks, c)
-	tok, exp, err := iss.Sign("user-7")
+	tok, exp, err := iss.Sign("user-7", auth.AMRQR)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,10 +264,22 @@ func TestIssuerSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := auth.Claims{UserID: "user-7", ID: rc.ID, IssuedAt: t0, ExpiresAt: exp}
+	// IssuedAt keeps the sub-second part (claim iat_us), so a revocation
+	// in the same second can tell before from after.
+	want := auth.Claims{UserID: "user-7", ID: rc.ID, IssuedAt: t0.Add(700 * time.Millisecond), ExpiresAt: exp, AMR: []string{"qr"}}
 	if !claims.IssuedAt.Equal(want.IssuedAt) || !claims.ExpiresAt.Equal(want.ExpiresAt) ||
-		claims.UserID != want.UserID || claims.ID != want.ID {
+		claims.UserID != want.UserID || claims.ID != want.ID || !slices.Equal(claims.AMR, want.AMR) {
 		t.Errorf("Verify = %+v, want %+v", claims, want)
+	}
+	if !claims.HasAMR(auth.AMRQR) || claims.HasAMR(auth.AMRPassword) {
+		t.Errorf("HasAMR: qr %v, pwd %v; want true, false", claims.HasAMR(auth.AMRQR), claims.HasAMR(auth.AMRPassword))
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if !strings.Contains(string(payload), `"amr":["qr"]`) || !strings.Contains(string(payload), `"iat_us":1772366400700000`) {
+		t.Errorf("payload %s lacks amr [qr] or iat_us", payload)
+	}
+	if _, _, err := iss.Sign("user-7", ""); err == nil {
+		t.Errorf("Sign without a method succeeded")
 	}
 
 	tok2 := mustSign(t, iss, "user-7")
@@ -279,7 +291,7 @@ func TestIssuerSign(t *testing.T) {
 		t.Errorf("two tokens share jti %q", rc.ID)
 	}
 
-	if _, _, err := iss.Sign(""); err == nil {
+	if _, _, err := iss.Sign("", auth.AMRPassword); err == nil {
 		t.Errorf("Sign(\"\") succeeded")
 	}
 }
@@ -463,7 +475,7 @@ func TestIssuerConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 50 {
-				tok, _, err := iss.Sign("u")
+				tok, _, err := iss.Sign("u", auth.AMRPassword)
 				if err == nil {
 					_, err = iss.Verify(tok)
 				}
@@ -481,7 +493,7 @@ func BenchmarkSign(b *testing.B) {
 	iss := newIssuer(b, &keyStore{}, &clock{now: t0})
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := iss.Sign("user-1"); err != nil {
+		if _, _, err := iss.Sign("user-1", auth.AMRPassword); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -495,5 +507,92 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := iss.Verify(tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Servers' clocks differ: a token whose nbf/iat is up to 30 s ahead of the
+// verifier's clock is accepted, one 31 s ahead is not, and expiry gets no
+// leeway.
+func TestIssuerLeeway(t *testing.T) {
+	ks := &keyStore{}
+	c := &clock{now: t0}
+	iss := newIssuer(t, ks, c)
+	tests := []struct {
+		name   string
+		signAt time.Time
+		ok     bool
+	}{
+		{"same time", t0, true},
+		{"signer 29 s ahead", t0.Add(29 * time.Second), true},
+		{"signer 30 s ahead", t0.Add(30 * time.Second), true},
+		{"signer 31 s ahead", t0.Add(31 * time.Second), false},
+		{"expired 1 s ago", t0.Add(-testTTL - time.Second), false},
+		{"expires now", t0.Add(-testTTL), false},
+		{"expires in 1 s", t0.Add(-testTTL + time.Second), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.Set(tt.signAt)
+			tok := mustSign(t, iss, "user-1")
+			c.Set(t0)
+			_, err := iss.Verify(tok)
+			if tt.ok && err != nil {
+				t.Errorf("Verify: %v", err)
+			}
+			if !tt.ok && !errors.Is(err, auth.ErrInvalidToken) {
+				t.Errorf("Verify = %v, want ErrInvalidToken", err)
+			}
+		})
+	}
+}
+
+// A token cannot claim a precise issue time outside the second its iat
+// names (to escape a revocation).
+func TestIssuerIssuedAtMicrosMustMatch(t *testing.T) {
+	ks := &keyStore{}
+	iss := newIssuer(t, ks, &clock{now: t0})
+	priv := ed25519.PrivateKey(ks.keys[0].PrivateKey)
+	type claims struct {
+		jwt.RegisteredClaims
+		IssuedAtMicros int64 `json:"iat_us"`
+	}
+	for _, tt := range []struct {
+		us time.Time
+		ok bool
+	}{{t0.Add(999 * time.Millisecond), true}, {t0.Add(time.Second), false}, {t0.Add(-time.Microsecond), false}} {
+		tok := forge(t, jwt.SigningMethodEdDSA, priv, ks.keys[0].ID, claims{goodClaims(t0), tt.us.UnixMicro()})
+		c, err := iss.Verify(tok)
+		if tt.ok && (err != nil || !c.IssuedAt.Equal(tt.us)) {
+			t.Errorf("iat_us %v: %+v, %v", tt.us, c, err)
+		}
+		if !tt.ok && err == nil {
+			t.Errorf("iat_us %v accepted with iat %v", tt.us, t0)
+		}
+	}
+}
+
+func TestRevoked(t *testing.T) {
+	at := t0.Add(500*time.Millisecond + 300*time.Nanosecond)
+	tests := []struct {
+		name       string
+		issued     time.Time
+		validAfter time.Time
+		revoked    bool
+	}{
+		{"never revoked", t0, time.Time{}, false},
+		{"issued a second before", at.Add(-time.Second), at, true},
+		{"issued earlier in the same second", at.Add(-400 * time.Millisecond), at, true},
+		{"issued 1 µs before", at.Add(-time.Microsecond), at, true},
+		{"issued in the same microsecond", at.Truncate(time.Microsecond), at, true},
+		{"issued 1 µs after", at.Add(time.Microsecond), at, false},
+		{"issued later in the same second", at.Add(400 * time.Millisecond), at, false},
+		{"issued a second after", at.Add(time.Second), at, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := auth.Revoked(tt.issued, tt.validAfter); got != tt.revoked {
+				t.Errorf("Revoked(%v, %v) = %v, want %v", tt.issued, tt.validAfter, got, tt.revoked)
+			}
+		})
 	}
 }

@@ -31,7 +31,7 @@ func init() {
 
 // AccessTokens signs and verifies access tokens (auth.Issuer).
 type AccessTokens interface {
-	Sign(userID string) (string, time.Time, error)
+	Sign(userID, amr string) (string, time.Time, error)
 	Verify(token string) (auth.Claims, error)
 	JWKS() auth.JWKS
 	TTL() time.Duration
@@ -59,6 +59,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// RefreshTTL is the lifetime of refresh tokens and phone sessions.
 	RefreshTTL time.Duration
+	// RefreshMaxAge is how long a sign-in's refresh chain (or phone
+	// session) lasts after the sign-in, however often it is refreshed;
+	// no limit when zero.
+	RefreshMaxAge time.Duration
 	// TrustedProxies lists proxies whose X-Forwarded-For is believed.
 	TrustedProxies []string
 	// SecureCookies marks cookies Secure (when served over TLS).

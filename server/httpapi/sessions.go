@@ -248,15 +248,14 @@ func (s *Server) deliver(ctx context.Context, sess login.Session, now time.Time)
 	if err != nil {
 		return 0, nil, fmt.Errorf("load confirming user: %w", err)
 	}
-	access, _, err := s.tokens.Sign(u.ID)
+	access, _, err := s.tokens.Sign(u.ID, auth.AMRQR)
 	if err != nil {
 		return 0, nil, fmt.Errorf("sign access token: %w", err)
 	}
-	refresh, rt, err := s.newRefreshToken()
+	refresh, rt, err := s.newRefreshToken(u.ID, auth.AMRQR)
 	if err != nil {
 		return 0, nil, err
 	}
-	rt.FamilyID = auth.NewID()
 	saved, err := s.store.DeliverSession(ctx, sess.ID, rt, now)
 	if errors.Is(err, login.ErrExpired) {
 		return http.StatusOK, statusResponse(saved, login.Expired), nil

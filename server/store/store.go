@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/refresh"
 )
 
 // Sentinel errors every backend returns (wrapped or not; test with errors.Is).
@@ -20,9 +21,9 @@ var (
 	ErrConflict = errors.New("already exists")
 	// ErrTokenReused: a refresh token that was already rotated was
 	// presented again; its whole family is now revoked.
-	ErrTokenReused = errors.New("refresh token reused")
+	ErrTokenReused = refresh.ErrReused
 	// ErrTokenInvalid: the refresh token is revoked or expired.
-	ErrTokenInvalid = errors.New("refresh token revoked or expired")
+	ErrTokenInvalid = refresh.ErrInvalid
 )
 
 // User is an account that can sign in on a phone.
@@ -32,21 +33,15 @@ type User struct {
 	DisplayName  string
 	PasswordHash string // PHC-style Argon2id string; never leaves the server
 	CreatedAt    time.Time
+	// TokensValidAfter: access tokens issued at or before it are refused
+	// (auth.Revoked). Set by a password change and by signing out
+	// everywhere; zero if never. Stored to the microsecond.
+	TokensValidAfter time.Time
 }
 
-// RefreshToken is a long-lived opaque token, stored only as its hash.
-// Tokens descend from one sign-in in a family: rotating one marks it used
-// and issues its successor in the same family.
-type RefreshToken struct {
-	ID        string
-	Hash      []byte // SHA-256 of the token
-	UserID    string
-	FamilyID  string
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	UsedAt    time.Time // zero until rotated
-	RevokedAt time.Time // zero until revoked
-}
+// RefreshToken is a refresh token or phone cookie, stored only as its
+// hash; its rules are in server/refresh.
+type RefreshToken = refresh.Token
 
 // SigningKey is an Ed25519 key that signs access tokens.
 type SigningKey struct {
@@ -69,9 +64,14 @@ type Store interface {
 	Users(ctx context.Context) ([]User, error)
 	// CountUsers returns how many users exist.
 	CountUsers(ctx context.Context) (int, error)
-	// SetPassword replaces a user's password hash and revokes all of the
-	// user's refresh tokens; ErrNotFound if there is no such user.
+	// SetPassword replaces a user's password hash and, in the same
+	// transaction, does what RevokeUserTokens does; ErrNotFound if there
+	// is no such user.
 	SetPassword(ctx context.Context, userID, passwordHash string, now time.Time) error
+	// RevokeUserTokens sets the user's TokensValidAfter to now (to the
+	// microsecond) and revokes every refresh token and phone cookie of
+	// theirs, in one transaction; ErrNotFound if there is no such user.
+	RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
 	// DeleteUser removes a user and their refresh tokens; ErrNotFound if
 	// there is no such user.
 	DeleteUser(ctx context.Context, userID string) error
@@ -101,17 +101,18 @@ type Store interface {
 	// CreateRefreshToken stores a new refresh token (a new family when
 	// rt.FamilyID is new).
 	CreateRefreshToken(ctx context.Context, rt RefreshToken) error
-	// RotateRefreshToken finds the token with hash oldHash; if it is live
-	// at now it marks it used and stores next in the same family and for
-	// the same user (next.UserID and next.FamilyID are set by the store),
-	// returning the old token. If it was already used, the whole family is
-	// revoked and ErrTokenReused is returned; if revoked or expired,
-	// ErrTokenInvalid; if unknown, ErrNotFound.
-	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, now time.Time) (RefreshToken, error)
-	// RevokeRefreshToken revokes the family of the token with that hash
-	// (signing out ends the whole chain); ErrNotFound if unknown. Revoking
-	// a revoked token is not an error.
-	RevokeRefreshToken(ctx context.Context, hash []byte, now time.Time) (RefreshToken, error)
+	// UpdateRefreshToken loads the token with that hash, calls fn on it
+	// and saves it as fn left it (UsedAt, RevokedAt), all in one
+	// transaction, and returns it as saved. If fn returns a token, that is
+	// stored too (a rotated token's successor). Whenever the saved token
+	// is revoked, every token of its family not yet revoked is revoked at
+	// the same time, so a revocation always ends the whole chain.
+	// If fn returns ErrTokenReused (refresh.ErrReused), the token as fn
+	// left it and its family's revocation are committed and the error is
+	// returned, so detecting reuse and revoking cannot come apart. Any
+	// other error from fn saves nothing and is returned unwrapped with the
+	// token as loaded. ErrNotFound if there is no such token.
+	UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*RefreshToken) (*RefreshToken, error)) (RefreshToken, error)
 	// RefreshToken returns the token with that hash whatever its state, or
 	// ErrNotFound. Callers check UsedAt, RevokedAt and ExpiresAt.
 	RefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)
@@ -123,6 +124,9 @@ type Store interface {
 	// CreateSigningKey stores a new signing key; ErrConflict if its id is
 	// taken.
 	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// DeleteSigningKey removes a signing key (retiring it: tokens it
+	// signed are refused from then on); ErrNotFound if there is none.
+	DeleteSigningKey(ctx context.Context, id string) error
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

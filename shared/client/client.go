@@ -122,6 +122,14 @@ func (c *Client) Logout(ctx context.Context, accessToken, refreshToken string) e
 	return c.do(ctx, http.MethodPost, "/api/v1/auth/logout", accessToken, api.LogoutRequest{RefreshToken: refreshToken}, nil)
 }
 
+// LogoutAll signs the user out everywhere: every access token issued so far
+// stops working, and every refresh token and phone sign-in is revoked. It
+// needs an access token from a password sign-in (Login); one a desktop got
+// through a QR sign-in is refused with api.ErrForbidden.
+func (c *Client) LogoutAll(ctx context.Context, accessToken string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/auth/logout-all", accessToken, nil, nil)
+}
+
 // Me returns the signed-in user.
 func (c *Client) Me(ctx context.Context, accessToken string) (*api.Me, error) {
 	var out api.Me

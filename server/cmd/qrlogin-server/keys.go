@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -23,15 +24,15 @@ import (
 // anyone signs with it, with time to spare for clock skew.
 const defaultActivateIn = 10 * time.Minute
 
-// keysCmd runs "keys rotate" and "keys list".
+// keysCmd runs "keys rotate", "keys list" and "keys retire".
 func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("keys: which command? rotate or list")
+		return errors.New("keys: which command? rotate, list or retire")
 	}
 	sub := args[0]
-	if sub != "rotate" && sub != "list" {
-		return fmt.Errorf("keys: unknown command %q (rotate, list)", sub)
+	if sub != "rotate" && sub != "list" && sub != "retire" {
+		return fmt.Errorf("keys: unknown command %q (rotate, list, retire)", sub)
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -41,6 +42,10 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if sub == "rotate" {
 		fs.DurationVar(&activateIn, "activate-in", activateIn,
 			"how long until the new key starts signing; until then servers only trust it (0: at once, e.g. after a leak)")
+	}
+	var kid string
+	if sub == "retire" {
+		fs.StringVar(&kid, "kid", "", "the id of the key to retire (see keys list)")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -60,8 +65,11 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer st.Close()
 
-	if sub == "list" {
+	switch sub {
+	case "list":
 		return listKeys(ctx, st, stdout, time.Now())
+	case "retire":
+		return retireKey(ctx, st, kid, stdout, time.Now())
 	}
 	k, err := newSigningKey(time.Now().Add(activateIn))
 	if err != nil {
@@ -107,4 +115,41 @@ func listKeys(ctx context.Context, st store.Store, w io.Writer, now time.Time) e
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.CreatedAt.UTC().Format(time.RFC3339), state)
 	}
 	return tw.Flush()
+}
+
+// retireKey removes the key kid, so that servers stop trusting it and
+// drop it from their JWKS when they next reload their keys (within a
+// minute); tokens it signed are refused from then on. The key that signs
+// at now is refused: servers would go on signing with it until they
+// reload, and hand out tokens nobody accepts. Rotate first.
+func retireKey(ctx context.Context, st store.Store, kid string, w io.Writer, now time.Time) error {
+	if kid == "" {
+		return errors.New("keys retire: --kid is required (see keys list)")
+	}
+	keys, err := st.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("keys retire: %w", err)
+	}
+	if !slices.ContainsFunc(keys, func(k store.SigningKey) bool { return k.ID == kid }) {
+		return fmt.Errorf("keys retire: no signing key %q (see keys list)", kid)
+	}
+	// Servers sign with the newest key whose time has come, or with the
+	// oldest if every key is pending (server/app's keyRing).
+	signing := keys[len(keys)-1].ID
+	for _, k := range keys { // newest first
+		if !k.CreatedAt.After(now) {
+			signing = k.ID
+			break
+		}
+	}
+	if kid == signing {
+		return fmt.Errorf("keys retire: %s is the key servers sign with now; "+
+			"run keys rotate first and retire it once the new key signs", kid)
+	}
+	if err := st.DeleteSigningKey(ctx, kid); err != nil {
+		return fmt.Errorf("keys retire: %w", err)
+	}
+	fmt.Fprintf(w, "retired signing key %s; servers stop trusting it and drop it from the JWKS within a minute\n", kid)
+	fmt.Fprintln(w, "access tokens it signed are refused from then on")
+	return nil
 }

@@ -3,7 +3,7 @@
 //
 //	qrlogin-server serve [flags]          run the server
 //	qrlogin-server user add --username U  add a user (also: list, passwd, delete)
-//	qrlogin-server keys rotate            add a signing key (also: list)
+//	qrlogin-server keys rotate            add a signing key (also: list, retire)
 //	qrlogin-server store copy --from F --to URL  copy users and keys to PostgreSQL
 //	qrlogin-server --version
 //
@@ -54,6 +54,7 @@ const usage = `usage:
   qrlogin-server user delete --username U
   qrlogin-server keys rotate [--activate-in 10m]  add a new signing key for access tokens
   qrlogin-server keys list
+  qrlogin-server keys retire --kid K     stop trusting a key (not the one signing now)
   qrlogin-server store copy --from qrlogin.db --to postgres://...   copy users and signing keys
   qrlogin-server --version
 `
@@ -126,6 +127,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "how long a QR code stays valid")
 	fs.DurationVar(&cfg.AccessTTL, "access-ttl", cfg.AccessTTL, "access token lifetime")
 	fs.DurationVar(&cfg.RefreshTTL, "refresh-ttl", cfg.RefreshTTL, "refresh token and phone sign-in lifetime")
+	fs.DurationVar(&cfg.RefreshMaxAge, "refresh-max-age", cfg.RefreshMaxAge,
+		"a sign-in ends this long after it was made, however often it is refreshed")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	proxies := (*listFlag)(&cfg.TrustedProxies)

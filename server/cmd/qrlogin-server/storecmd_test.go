@@ -88,10 +88,41 @@ func TestKeysRotateAndList(t *testing.T) {
 		{[]string{"keys", "frob", "--db", db}, "unknown command"},
 		{[]string{"keys", "rotate", "--db", db, "--activate-in", "-1m"}, "negative"},
 		{[]string{"keys", "list", "--db", db, "extra"}, "unexpected"},
+		{[]string{"keys", "retire", "--db", db}, "--kid is required"},
+		{[]string{"keys", "retire", "--db", db, "--kid", "no-such-key"}, "no signing key"},
+		{[]string{"keys", "retire", "--db", db, "--kid", active.ID}, "sign with now"},
 	} {
 		if _, err := cli(t, "", tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: %v, want an error mentioning %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// keys retire removes a key that no longer signs, refuses the one that
+// does, and the key list no longer shows a retired key.
+func TestKeysRetire(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "keys.db")
+	mustCLI(t, "", "keys", "rotate", "--db", db, "--activate-in", "0")
+	time.Sleep(2 * time.Millisecond) // the second key is newer
+	mustCLI(t, "", "keys", "rotate", "--db", db, "--activate-in", "0")
+	mustCLI(t, "", "keys", "rotate", "--db", db) // pending
+	keys, err := openStore(t, db).SigningKeys(context.Background())
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("SigningKeys: %d keys, %v; want 3", len(keys), err)
+	}
+	pending, signing, older := keys[0], keys[1], keys[2]
+
+	if _, err := cli(t, "", "keys", "retire", "--db", db, "--kid", signing.ID); err == nil || !strings.Contains(err.Error(), "keys rotate first") {
+		t.Fatalf("retiring the signing key: %v, want a refusal naming keys rotate", err)
+	}
+	out := mustCLI(t, "", "keys", "retire", "--db", db, "--kid", older.ID)
+	if !strings.Contains(out, "retired signing key "+older.ID) {
+		t.Errorf("retire printed %q", out)
+	}
+	mustCLI(t, "", "keys", "retire", "--db", db, "--kid", pending.ID) // never signed: fine
+	out = mustCLI(t, "", "keys", "list", "--db", db)
+	if strings.Contains(out, older.ID) || strings.Contains(out, pending.ID) || !strings.Contains(out, signing.ID) {
+		t.Errorf("list after retiring %s and %s:\n%s", older.ID, pending.ID, out)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres/pgtest"
 )
@@ -58,7 +59,7 @@ func BenchmarkSignIn(b *testing.B) {
 		if _, err := db.UpdateSession(b.Context(), id, func(s *login.Session) error { return login.Confirm(s, "u1", now) }); err != nil {
 			b.Fatal(err)
 		}
-		rt := store.RefreshToken{ID: "t-" + id, Hash: []byte("h-" + id), FamilyID: "f-" + id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		rt := store.RefreshToken{ID: "t-" + id, Hash: []byte("h-" + id), FamilyID: "f-" + id, Kind: refresh.KindRefresh, AMR: "qr", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 		if _, err := db.DeliverSession(b.Context(), id, rt, now); err != nil {
 			b.Fatal(err)
 		}

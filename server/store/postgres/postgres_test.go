@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
 	"github.com/qrlogin/qrlogin/server/store/postgres/pgtest"
@@ -97,8 +99,8 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Errorf("Open %d: %v", i, err)
 		}
 	}
-	if got := queryInt(t, url, `SELECT count(*) FROM schema_migrations`); got != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1 (one per migration)", got)
+	if got := queryInt(t, url, `SELECT count(*) FROM schema_migrations`); got != 2 {
+		t.Errorf("schema_migrations has %d rows, want 2 (one per migration)", got)
 	}
 	// Opening again applies nothing and keeps the data.
 	db := openDB(t, url)
@@ -303,7 +305,7 @@ func TestListenSeesChangesFromAnotherServer(t *testing.T) {
 			return err
 		}},
 		{"s-scan", func() error {
-			_, err := b.DeliverSession(ctx, "s-scan", store.RefreshToken{ID: "t1", Hash: []byte("h1"), FamilyID: "f1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
+			_, err := b.DeliverSession(ctx, "s-scan", store.RefreshToken{ID: "t1", Hash: []byte("h1"), FamilyID: "f1", Kind: refresh.KindRefresh, AMR: "qr", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
 			return err
 		}},
 		{"s-after", func() error {
@@ -380,5 +382,50 @@ func TestListenSurvivesQuietPeriods(t *testing.T) {
 	case <-r.connected:
 		t.Error("the listener reconnected during a quiet period; its heartbeat broke the connection")
 	default:
+	}
+}
+
+// Migration 0002 turns the "phone-" family prefix into a kind, and gives
+// each family its first sign-in time.
+func TestMigrateTokenKinds(t *testing.T) {
+	url := pgtest.NewURL(t)
+	schema, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, q := range []string{
+		string(schema),
+		`CREATE TABLE schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, now())`,
+		`INSERT INTO users VALUES ('u1', 'ada', 'Ada', 'h', now())`,
+		`INSERT INTO refresh_tokens VALUES ('t1', '\x01', 'u1', 'f1', '2026-03-01T12:00:00Z', now() + interval '1 day', now(), NULL)`,
+		`INSERT INTO refresh_tokens VALUES ('t2', '\x02', 'u1', 'f1', '2026-03-01T13:00:00Z', now() + interval '1 day', NULL, NULL)`,
+		`INSERT INTO refresh_tokens VALUES ('p1', '\x03', 'u1', 'phone-x', '2026-03-01T14:00:00Z', now() + interval '1 day', NULL, NULL)`,
+	} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%.40s: %v", q, err)
+		}
+	}
+	db := openDB(t, url)
+	for _, tt := range []struct {
+		hash byte
+		kind refresh.Kind
+		amr  string
+		auth time.Time
+	}{{1, refresh.KindRefresh, "qr", t0}, {2, refresh.KindRefresh, "qr", t0}, {3, refresh.KindPhone, "pwd", t0.Add(2 * time.Hour)}} {
+		rt, err := db.RefreshToken(t.Context(), []byte{tt.hash})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rt.Kind != tt.kind || rt.AMR != tt.amr || !rt.AuthTime.Equal(tt.auth) {
+			t.Errorf("token %s after migration: kind %q amr %q auth time %v, want %q %q %v",
+				rt.ID, rt.Kind, rt.AMR, rt.AuthTime, tt.kind, tt.amr, tt.auth)
+		}
 	}
 }

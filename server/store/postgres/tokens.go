@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,7 +11,8 @@ import (
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
-const selectRefreshToken = `SELECT id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at
+const selectRefreshToken = `SELECT id, hash, user_id, family_id, kind, amr, auth_time,
+	created_at, expires_at, used_at, revoked_at
 	FROM refresh_tokens`
 
 // Statements that change several tokens lock them in id order first, so
@@ -26,17 +28,17 @@ const (
 
 func scanRefreshToken(row pgx.Row) (store.RefreshToken, error) {
 	var rt store.RefreshToken
-	err := row.Scan(&rt.ID, &rt.Hash, &rt.UserID, &rt.FamilyID,
+	err := row.Scan(&rt.ID, &rt.Hash, &rt.UserID, &rt.FamilyID, (*string)(&rt.Kind), &rt.AMR, timeDest{&rt.AuthTime},
 		timeDest{&rt.CreatedAt}, timeDest{&rt.ExpiresAt}, timeDest{&rt.UsedAt}, timeDest{&rt.RevokedAt})
 	return rt, notFound(err)
 }
 
 const insertRefreshTokenSQL = `INSERT INTO refresh_tokens
-	(id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	(id, hash, user_id, family_id, kind, amr, auth_time, created_at, expires_at, used_at, revoked_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 
 func refreshTokenArgs(rt *store.RefreshToken) []any {
-	return []any{rt.ID, rt.Hash, rt.UserID, rt.FamilyID,
+	return []any{rt.ID, rt.Hash, rt.UserID, rt.FamilyID, string(rt.Kind), rt.AMR, ts(rt.AuthTime),
 		ts(rt.CreatedAt), ts(rt.ExpiresAt), ts(rt.UsedAt), ts(rt.RevokedAt)}
 }
 
@@ -82,70 +84,52 @@ func (db *DB) RefreshToken(ctx context.Context, hash []byte) (store.RefreshToken
 	return rt, nil
 }
 
-// RotateRefreshToken locks the token with oldHash and, if it is live, marks
-// it used and stores next as its successor, in one transaction. Of two
-// servers rotating the same token at once, the second waits for the lock,
-// finds the token used and treats it as reuse. Presenting a used token
-// revokes its family (and that is committed) before store.ErrTokenReused
-// is returned.
-func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time) (store.RefreshToken, error) {
-	var old store.RefreshToken
-	reused := false
+// UpdateRefreshToken locks the token with hash, runs fn on it and saves
+// the result in one transaction (see store.Store). Of two servers
+// presenting the same token at once, the second waits for the lock and
+// finds the token used.
+func (db *DB) UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*store.RefreshToken) (*store.RefreshToken, error)) (store.RefreshToken, error) {
+	var loaded, saved store.RefreshToken
+	var fnErr error
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if old, err = scanRefreshToken(tx.QueryRow(ctx, selectRefreshToken+` WHERE hash = $1 FOR UPDATE`, oldHash)); err != nil {
-			return err
-		}
-		switch {
-		case !old.UsedAt.IsZero():
-			reused = true
-			_, err := tx.Exec(ctx, revokeFamilyTokens, now, old.FamilyID)
-			return err
-		case !old.RevokedAt.IsZero() || !now.Before(old.ExpiresAt):
-			return store.ErrTokenInvalid
-		}
-		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL`, now, old.ID)
+		rt, err := scanRefreshToken(tx.QueryRow(ctx, selectRefreshToken+` WHERE hash = $1 FOR UPDATE`, hash))
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("refresh token %q changed during its own transaction", old.ID)
+		loaded = rt
+		next, err := fn(&rt)
+		if err != nil {
+			if fnErr = err; !errors.Is(err, store.ErrTokenReused) {
+				return err
+			}
+			next = nil // reuse never issues a token
 		}
-		old.UsedAt = now.UTC()
-		next.UserID, next.FamilyID = old.UserID, old.FamilyID
-		return insertRefreshToken(ctx, tx, &next)
-	})
-	if reused && err == nil {
-		err = store.ErrTokenReused
-	}
-	if err != nil {
-		return store.RefreshToken{}, fmt.Errorf("rotate refresh token: %w", err)
-	}
-	return old, nil
-}
-
-// RevokeRefreshToken revokes every token in the family of the token with
-// that hash and returns that token as revoked. Tokens already revoked keep
-// their first revocation time.
-func (db *DB) RevokeRefreshToken(ctx context.Context, hash []byte, now time.Time) (store.RefreshToken, error) {
-	var rt store.RefreshToken
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if rt, err = scanRefreshToken(tx.QueryRow(ctx, selectRefreshToken+` WHERE hash = $1`, hash)); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1, revoked_at = $2 WHERE id = $3`,
+			ts(rt.UsedAt), ts(rt.RevokedAt), rt.ID); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, revokeFamilyTokens, now, rt.FamilyID); err != nil {
-			return err
+		if !rt.RevokedAt.IsZero() {
+			if _, err := tx.Exec(ctx, revokeFamilyTokens, ts(rt.RevokedAt), rt.FamilyID); err != nil {
+				return err
+			}
 		}
-		if rt.RevokedAt.IsZero() {
-			rt.RevokedAt = now.UTC()
+		if next != nil {
+			if err := insertRefreshToken(ctx, tx, next); err != nil {
+				return err
+			}
 		}
+		saved = rt
 		return nil
 	})
-	if err != nil {
-		return store.RefreshToken{}, fmt.Errorf("revoke refresh token: %w", err)
+	switch {
+	case fnErr != nil && err == nil: // reuse, committed
+		return saved, fnErr
+	case fnErr != nil && err == fnErr:
+		return loaded, fnErr
+	case err != nil:
+		return loaded, fmt.Errorf("update refresh token: %w", err)
 	}
-	return rt, nil
+	return saved, nil
 }
 
 // DeleteExpiredRefreshTokens removes tokens that expired before cutoff and
@@ -190,6 +174,19 @@ func (db *DB) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
 	}
 	if err != nil {
 		return fmt.Errorf("create signing key %q: %w", k.ID, err)
+	}
+	return nil
+}
+
+// DeleteSigningKey removes the signing key with that id;
+// store.ErrNotFound if there is none.
+func (db *DB) DeleteSigningKey(ctx context.Context, id string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM signing_keys WHERE id = $1`, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete signing key %q: %w", id, err)
 	}
 	return nil
 }

@@ -10,19 +10,21 @@ import (
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
-const selectUser = `SELECT id, username, display_name, password_hash, created_at FROM users`
+const selectUser = `SELECT id, username, display_name, password_hash, created_at, tokens_valid_after FROM users`
 
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
-	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, timeDest{&u.CreatedAt})
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, timeDest{&u.CreatedAt},
+		timeDest{&u.TokensValidAfter})
 	return u, notFound(err)
 }
 
 // CreateUser stores u; store.ErrConflict if its username (or id) is taken.
 func (db *DB) CreateUser(ctx context.Context, u store.User) error {
 	_, err := db.pool.Exec(ctx,
-		`INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		u.ID, u.Username, u.DisplayName, u.PasswordHash, ts(u.CreatedAt))
+		`INSERT INTO users (id, username, display_name, password_hash, created_at, tokens_valid_after)
+			VALUES ($1, $2, $3, $4, $5, $6)`,
+		u.ID, u.Username, u.DisplayName, u.PasswordHash, ts(u.CreatedAt), ts(u.TokensValidAfter.Truncate(time.Microsecond)))
 	if isConflict(err) {
 		return fmt.Errorf("create user %q: %w", u.Username, store.ErrConflict)
 	}
@@ -82,8 +84,8 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// SetPassword replaces a user's password hash and revokes every live refresh
-// token of theirs, in one transaction.
+// SetPassword replaces a user's password hash and revokes their tokens
+// (as RevokeUserTokens), in one transaction.
 func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now time.Time) error {
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, passwordHash, userID)
@@ -93,13 +95,38 @@ func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now 
 		if tag.RowsAffected() == 0 {
 			return store.ErrNotFound
 		}
-		_, err = tx.Exec(ctx, revokeUserTokens, now, userID)
-		return err
+		return revokeAllTokens(ctx, tx, userID, now)
 	})
 	if err != nil {
 		return fmt.Errorf("set password of user %q: %w", userID, err)
 	}
 	return nil
+}
+
+// RevokeUserTokens sets the user's tokens_valid_after to now and revokes
+// every refresh token and phone cookie of theirs, in one transaction.
+func (db *DB) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
+	err := db.inTx(ctx, func(tx pgx.Tx) error { return revokeAllTokens(ctx, tx, userID, now) })
+	if err != nil {
+		return fmt.Errorf("revoke tokens of user %q: %w", userID, err)
+	}
+	return nil
+}
+
+// revokeAllTokens is RevokeUserTokens inside tx. tokens_valid_after never
+// moves back; timestamptz keeps microseconds, so now is truncated to them.
+func revokeAllTokens(ctx context.Context, tx pgx.Tx, userID string, now time.Time) error {
+	tag, err := tx.Exec(ctx,
+		`UPDATE users SET tokens_valid_after = greatest(tokens_valid_after, $1) WHERE id = $2`,
+		ts(now.Truncate(time.Microsecond)), userID)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	_, err = tx.Exec(ctx, revokeUserTokens, ts(now), userID)
+	return err
 }
 
 // DeleteUser removes a user; their refresh tokens go with them (ON DELETE

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
@@ -212,7 +213,7 @@ func BenchmarkDeliverSession(b *testing.B) {
 					b.StartTimer()
 				}
 				rt := store.RefreshToken{ID: fmt.Sprintf("rt-%d", i), Hash: []byte(fmt.Sprintf("hash-%d", i)), FamilyID: fmt.Sprintf("f-%d", i),
-					CreatedAt: benchNow, ExpiresAt: benchNow.Add(time.Hour)}
+					Kind: refresh.KindRefresh, AMR: "qr", AuthTime: benchNow, CreatedAt: benchNow, ExpiresAt: benchNow.Add(time.Hour)}
 				if _, err := db.DeliverSession(ctx, ids[i%n], rt, benchNow); err != nil {
 					b.Fatal(err)
 				}

@@ -16,8 +16,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -73,6 +75,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 }
 
 func (db *DB) open(ctx context.Context) error {
+	if err := createPrivate(db.path); err != nil {
+		return err
+	}
 	writeDSN, err := dsn(db.path, url.Values{
 		// busy_timeout first, so a second process holding the lock makes
 		// the journal_mode change wait instead of failing.
@@ -120,6 +125,24 @@ func (db *DB) open(ctx context.Context) error {
 	}
 	db.batch = newBatcher(db.write)
 	return nil
+}
+
+// createPrivate creates the database file at path, if it does not exist,
+// readable by its owner only: it holds password hashes, signing keys and
+// token hashes. SQLite gives the -wal and -shm files it creates beside it
+// the same mode.
+func createPrivate(path string) error {
+	if path == Memory {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	return f.Close()
 }
 
 // dsn is the driver's connection string for path with params. A file name

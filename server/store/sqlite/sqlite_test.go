@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
 	"github.com/qrlogin/qrlogin/server/store/storetest"
@@ -168,7 +169,7 @@ func TestPragmas(t *testing.T) {
 	}
 	// foreign_keys is on: a token of an unknown user is refused.
 	err := db.CreateRefreshToken(t.Context(), store.RefreshToken{ID: "t1", Hash: []byte("h"), UserID: "nobody",
-		FamilyID: "f", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+		FamilyID: "f", Kind: refresh.KindRefresh, AMR: "pwd", AuthTime: time.Now(), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("CreateRefreshToken for an unknown user: %v, want store.ErrNotFound", err)
 	}
@@ -271,5 +272,68 @@ func TestQueryPlans(t *testing.T) {
 		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX") || strings.Contains(p, "SCAN") {
 			t.Errorf("%s\nplan: %s\nwant an index search", q, p)
 		}
+	}
+}
+
+// The database holds password hashes, signing keys and token hashes: it
+// and the -wal and -shm files beside it are readable by their owner only.
+func TestFilesArePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qrlogin.db")
+	db := openDB(t, path)
+	// A write makes sure the WAL and its index exist.
+	if err := db.CreateUser(t.Context(), store.User{ID: "u1", Username: "ada", DisplayName: "Ada", PasswordHash: "h", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatalf("stat %s: %v", f, err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(f), mode)
+		}
+	}
+}
+
+// Migration 0002 turns the "phone-" family prefix into a kind, and gives
+// each family its first sign-in time.
+func TestMigrateTokenKinds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qrlogin.db")
+	schema, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, path)
+	for _, q := range []string{
+		string(schema),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT`,
+		`INSERT INTO schema_migrations VALUES (1, 0)`,
+		`INSERT INTO users VALUES ('u1', 'ada', 'Ada', 'h', 0)`,
+		`INSERT INTO refresh_tokens VALUES ('t1', x'01', 'u1', 'f1', 100, 9000, 200, NULL)`,
+		`INSERT INTO refresh_tokens VALUES ('t2', x'02', 'u1', 'f1', 200, 9000, NULL, NULL)`,
+		`INSERT INTO refresh_tokens VALUES ('p1', x'03', 'u1', 'phone-x', 300, 9000, NULL, NULL)`,
+	} {
+		if _, err := raw.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%.40s: %v", q, err)
+		}
+	}
+	db := openDB(t, path)
+	for _, tt := range []struct {
+		hash byte
+		kind refresh.Kind
+		amr  string
+		auth int64
+	}{{1, refresh.KindRefresh, "qr", 100}, {2, refresh.KindRefresh, "qr", 100}, {3, refresh.KindPhone, "pwd", 300}} {
+		rt, err := db.RefreshToken(t.Context(), []byte{tt.hash})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rt.Kind != tt.kind || rt.AMR != tt.amr || rt.AuthTime.UnixNano() != tt.auth {
+			t.Errorf("token %s after migration: kind %q amr %q auth time %d, want %q %q %d",
+				rt.ID, rt.Kind, rt.AMR, rt.AuthTime.UnixNano(), tt.kind, tt.amr, tt.auth)
+		}
+	}
+	if u, err := db.User(t.Context(), "u1"); err != nil || !u.TokensValidAfter.IsZero() {
+		t.Errorf("user after migration: %+v, %v", u, err)
 	}
 }

@@ -3,31 +3,33 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
-const selectRefreshToken = `SELECT id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at
+const selectRefreshToken = `SELECT id, hash, user_id, family_id, kind, amr, auth_time,
+	created_at, expires_at, used_at, revoked_at
 	FROM refresh_tokens`
 
 func scanRefreshToken(row *sql.Row) (store.RefreshToken, error) {
 	var rt store.RefreshToken
-	err := row.Scan(&rt.ID, &rt.Hash, &rt.UserID, &rt.FamilyID,
+	err := row.Scan(&rt.ID, &rt.Hash, &rt.UserID, &rt.FamilyID, &rt.Kind, &rt.AMR, timeDest{&rt.AuthTime},
 		timeDest{&rt.CreatedAt}, timeDest{&rt.ExpiresAt}, timeDest{&rt.UsedAt}, timeDest{&rt.RevokedAt})
 	return rt, notFound(err)
 }
 
 const insertToken = `INSERT INTO refresh_tokens
-		(id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+		(id, hash, user_id, family_id, kind, amr, auth_time, created_at, expires_at, used_at, revoked_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertRefreshToken stores rt in tx. A taken id or hash is
 // store.ErrConflict; an unknown user is store.ErrNotFound.
 func (db *DB) insertRefreshToken(ctx context.Context, tx *sql.Tx, rt *store.RefreshToken) error {
 	_, err := tx.StmtContext(ctx, db.txInsertToken).ExecContext(ctx,
-		rt.ID, rt.Hash, rt.UserID, rt.FamilyID,
+		rt.ID, rt.Hash, rt.UserID, rt.FamilyID, string(rt.Kind), rt.AMR, nanos(rt.AuthTime),
 		nanos(rt.CreatedAt), nanos(rt.ExpiresAt), nanos(rt.UsedAt), nanos(rt.RevokedAt))
 	switch {
 	case isConflict(err):
@@ -56,69 +58,52 @@ func (db *DB) RefreshToken(ctx context.Context, hash []byte) (store.RefreshToken
 	return rt, nil
 }
 
-// RotateRefreshToken marks the live token with oldHash used and stores next
-// as its successor, in one transaction. Presenting a used token revokes its
-// family (and that is committed) before store.ErrTokenReused is returned.
-func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time) (store.RefreshToken, error) {
-	var old store.RefreshToken
-	reused := false
+// UpdateRefreshToken loads the token with hash, runs fn on it and saves
+// the result in one transaction (see store.Store). The write transaction is
+// IMMEDIATE, so two servers presenting one token are serialised: the
+// second finds it used.
+func (db *DB) UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*store.RefreshToken) (*store.RefreshToken, error)) (store.RefreshToken, error) {
+	var loaded, saved store.RefreshToken
+	var fnErr error
 	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var err error
-		if old, err = scanRefreshToken(tx.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, oldHash)); err != nil {
-			return err
-		}
-		switch {
-		case !old.UsedAt.IsZero():
-			reused = true
-			return revokeFamily(ctx, tx, old.FamilyID, now)
-		case !old.RevokedAt.IsZero() || !now.Before(old.ExpiresAt):
-			return store.ErrTokenInvalid
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL`,
-			nanos(now), old.ID)
+		rt, err := scanRefreshToken(tx.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, hash))
 		if err != nil {
 			return err
 		}
-		if n, err := rowsAffected(res); err != nil {
-			return err
-		} else if n != 1 {
-			return fmt.Errorf("refresh token %q changed during its own transaction", old.ID)
+		loaded = rt
+		next, err := fn(&rt)
+		if err != nil {
+			if fnErr = err; !errors.Is(err, store.ErrTokenReused) {
+				return err
+			}
+			next = nil // reuse never issues a token
 		}
-		old.UsedAt = now.UTC()
-		next.UserID, next.FamilyID = old.UserID, old.FamilyID
-		return db.insertRefreshToken(ctx, tx, &next)
-	})
-	if reused && err == nil {
-		err = store.ErrTokenReused
-	}
-	if err != nil {
-		return store.RefreshToken{}, fmt.Errorf("rotate refresh token: %w", err)
-	}
-	return old, nil
-}
-
-// RevokeRefreshToken revokes every token in the family of the token with
-// that hash and returns that token as revoked. Tokens already revoked keep
-// their first revocation time.
-func (db *DB) RevokeRefreshToken(ctx context.Context, hash []byte, now time.Time) (store.RefreshToken, error) {
-	var rt store.RefreshToken
-	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var err error
-		if rt, err = scanRefreshToken(tx.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, hash)); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ?, revoked_at = ? WHERE id = ?`,
+			nanos(rt.UsedAt), nanos(rt.RevokedAt), rt.ID); err != nil {
 			return err
 		}
-		if err := revokeFamily(ctx, tx, rt.FamilyID, now); err != nil {
-			return err
+		if !rt.RevokedAt.IsZero() {
+			if err := revokeFamily(ctx, tx, rt.FamilyID, rt.RevokedAt); err != nil {
+				return err
+			}
 		}
-		if rt.RevokedAt.IsZero() {
-			rt.RevokedAt = now.UTC()
+		if next != nil {
+			if err := db.insertRefreshToken(ctx, tx, next); err != nil {
+				return err
+			}
 		}
+		saved = rt
 		return nil
 	})
-	if err != nil {
-		return store.RefreshToken{}, fmt.Errorf("revoke refresh token: %w", err)
+	switch {
+	case fnErr != nil && err == nil: // reuse, committed
+		return saved, fnErr
+	case fnErr != nil && err == fnErr:
+		return loaded, fnErr
+	case err != nil:
+		return loaded, fmt.Errorf("update refresh token: %w", err)
 	}
-	return rt, nil
+	return saved, nil
 }
 
 func revokeFamily(ctx context.Context, tx *sql.Tx, familyID string, now time.Time) error {
@@ -172,6 +157,22 @@ func (db *DB) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
 	}
 	if err != nil {
 		return fmt.Errorf("create signing key %q: %w", k.ID, err)
+	}
+	return nil
+}
+
+// DeleteSigningKey removes the signing key with that id;
+// store.ErrNotFound if there is none.
+func (db *DB) DeleteSigningKey(ctx context.Context, id string) error {
+	res, err := db.write.ExecContext(ctx, `DELETE FROM signing_keys WHERE id = ?`, id)
+	if err == nil {
+		var n int
+		if n, err = rowsAffected(res); err == nil && n == 0 {
+			err = store.ErrNotFound
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("delete signing key %q: %w", id, err)
 	}
 	return nil
 }

@@ -9,19 +9,21 @@ import (
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
-const selectUser = `SELECT id, username, display_name, password_hash, created_at FROM users`
+const selectUser = `SELECT id, username, display_name, password_hash, created_at, tokens_valid_after FROM users`
 
 func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
-	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, timeDest{&u.CreatedAt})
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.PasswordHash, timeDest{&u.CreatedAt},
+		timeDest{&u.TokensValidAfter})
 	return u, err
 }
 
 // CreateUser stores u; store.ErrConflict if its username (or id) is taken.
 func (db *DB) CreateUser(ctx context.Context, u store.User) error {
 	_, err := db.write.ExecContext(ctx,
-		`INSERT INTO users (id, username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-		u.ID, u.Username, u.DisplayName, u.PasswordHash, nanos(u.CreatedAt))
+		`INSERT INTO users (id, username, display_name, password_hash, created_at, tokens_valid_after)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, u.DisplayName, u.PasswordHash, nanos(u.CreatedAt), nanos(u.TokensValidAfter.Truncate(time.Microsecond)))
 	if isConflict(err) {
 		return fmt.Errorf("create user %q: %w", u.Username, store.ErrConflict)
 	}
@@ -80,8 +82,8 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// SetPassword replaces a user's password hash and revokes every live refresh
-// token of theirs, in one transaction.
+// SetPassword replaces a user's password hash and revokes their tokens
+// (as RevokeUserTokens), in one transaction.
 func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now time.Time) error {
 	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID)
@@ -93,15 +95,45 @@ func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now 
 		} else if n == 0 {
 			return store.ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx,
-			`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,
-			nanos(now), userID)
-		return err
+		return revokeUserTokens(ctx, tx, userID, now)
 	})
 	if err != nil {
 		return fmt.Errorf("set password of user %q: %w", userID, err)
 	}
 	return nil
+}
+
+// RevokeUserTokens sets the user's tokens_valid_after to now and revokes
+// every refresh token and phone cookie of theirs, in one transaction.
+func (db *DB) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return revokeUserTokens(ctx, tx, userID, now)
+	})
+	if err != nil {
+		return fmt.Errorf("revoke tokens of user %q: %w", userID, err)
+	}
+	return nil
+}
+
+// revokeUserTokens is RevokeUserTokens inside tx. tokens_valid_after is
+// kept to the microsecond, like the PostgreSQL backend, so both compare
+// alike; it never moves back.
+func revokeUserTokens(ctx context.Context, tx *sql.Tx, userID string, now time.Time) error {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE users SET tokens_valid_after = max(coalesce(tokens_valid_after, 0), ?) WHERE id = ?`,
+		nanos(now.Truncate(time.Microsecond)), userID)
+	if err != nil {
+		return err
+	}
+	if n, err := rowsAffected(res); err != nil {
+		return err
+	} else if n == 0 {
+		return store.ErrNotFound
+	}
+	_, err = tx.ExecContext(ctx,
+		`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,
+		nanos(now), userID)
+	return err
 }
 
 // DeleteUser removes a user; their refresh tokens go with them (ON DELETE

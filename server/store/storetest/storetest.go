@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
@@ -80,12 +81,13 @@ func normSession(s login.Session) login.Session {
 }
 
 func normUser(u store.User) store.User {
-	u.CreatedAt = utc(u.CreatedAt)
+	u.CreatedAt, u.TokensValidAfter = utc(u.CreatedAt), utc(u.TokensValidAfter)
 	return u
 }
 
 func normToken(rt store.RefreshToken) store.RefreshToken {
 	rt.CreatedAt, rt.ExpiresAt, rt.UsedAt, rt.RevokedAt = utc(rt.CreatedAt), utc(rt.ExpiresAt), utc(rt.UsedAt), utc(rt.RevokedAt)
+	rt.AuthTime = utc(rt.AuthTime)
 	return rt
 }
 
@@ -104,7 +106,7 @@ func checkSession(t *testing.T, what string, got, want login.Session) {
 
 func checkUser(t *testing.T, what string, got, want store.User) {
 	t.Helper()
-	checkUTC(t, what, got.CreatedAt)
+	checkUTC(t, what, got.CreatedAt, got.TokensValidAfter)
 	if g, w := normUser(got), normUser(want); !reflect.DeepEqual(g, w) {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
 	}
@@ -112,7 +114,7 @@ func checkUser(t *testing.T, what string, got, want store.User) {
 
 func checkToken(t *testing.T, what string, got, want store.RefreshToken) {
 	t.Helper()
-	checkUTC(t, what, got.CreatedAt, got.ExpiresAt, got.UsedAt, got.RevokedAt)
+	checkUTC(t, what, got.CreatedAt, got.ExpiresAt, got.UsedAt, got.RevokedAt, got.AuthTime)
 	if g, w := normToken(got), normToken(want); !reflect.DeepEqual(g, w) {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
 	}
@@ -188,6 +190,9 @@ func newToken(id, userID, family string, now time.Time) store.RefreshToken {
 		Hash:      hash("refresh-" + id),
 		UserID:    userID,
 		FamilyID:  family,
+		Kind:      refresh.KindRefresh,
+		AMR:       "pwd",
+		AuthTime:  now,
 		CreatedAt: now,
 		ExpiresAt: now.Add(30 * 24 * time.Hour),
 	}

@@ -120,7 +120,7 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 		got, err := s.User(t.Context(), ada.ID)
 		checkErr(t, "User", err, nil)
 		want := ada
-		want.PasswordHash = "new-hash"
+		want.PasswordHash, want.TokensValidAfter = "new-hash", now
 		checkUser(t, "User after SetPassword", got, want)
 		for _, rt := range adaTokens {
 			want := rt
