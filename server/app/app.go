@@ -250,7 +250,7 @@ func (a *App) init(ctx context.Context) error {
 		Hub:      a.hub,
 		Limits: httpapi.Limits{
 			Login:     minute(cfg.LimitLogin),
-			LoginUser: minute(cfg.LimitLogin),
+			LoginUser: ratelimit.New(cfg.LimitLogin, max(3, cfg.LimitLogin/5), cfg.Now), // failures only; 0: off
 			Create:    minute(cfg.LimitCreate),
 			Lookup:    minute(cfg.LimitLookup),
 		},

@@ -14,11 +14,6 @@ import (
 	"github.com/qrlogin/qrlogin/shared/api"
 )
 
-// PhoneCookie is the cookie that keeps a phone's browser signed in. It
-// holds an opaque token stored (hashed) like a refresh token in a family
-// of its own kind, so it can be revoked and never works as a refresh token.
-const PhoneCookie = "qrlogin_phone"
-
 // phoneFamilyPrefix marks the token families of phone cookies.
 const phoneFamilyPrefix = "phone-"
 
@@ -81,7 +76,7 @@ func (s *Server) requireUser(c *gin.Context) {
 		s.requireBearer(c)
 		return
 	}
-	ck, err := c.Cookie(PhoneCookie)
+	ck, err := c.Cookie(s.PhoneCookie())
 	if err != nil || ck == "" {
 		s.writeError(c, errorf(api.ErrUnauthorized, "Sign in first."))
 		return
@@ -118,10 +113,21 @@ func (s *Server) authenticate(c *gin.Context) (store.User, bool) {
 		s.writeError(c, errorf(api.ErrInvalidRequest, "Username and password are required."))
 		return store.User{}, false
 	}
-	if !s.allow(c, s.limits.Login, c.ClientIP()) || !s.allow(c, s.limits.LoginUser, strings.ToLower(req.Username)) {
+	if !s.allow(c, s.limits.Login, clientKey(c)) {
 		return store.User{}, false
 	}
+	// The username's limit counts failures only: signing in often is fine.
+	done := func(bool) {}
+	if l := s.limits.LoginUser; l != nil {
+		var ok bool
+		var retry time.Duration
+		if ok, retry, done = l.Hold(strings.ToLower(req.Username)); !ok {
+			s.writeError(c, rateLimited(retry))
+			return store.User{}, false
+		}
+	}
 	u, err := s.acct.Authenticate(c.Request.Context(), req.Username, req.Password)
+	done(err != nil)
 	if err != nil {
 		s.writeError(c, err)
 		return store.User{}, false
@@ -281,7 +287,7 @@ func (s *Server) cookieLogin(c *gin.Context) {
 }
 
 func (s *Server) cookieLogout(c *gin.Context) {
-	if ck, err := c.Cookie(PhoneCookie); err == nil && ck != "" {
+	if ck, err := c.Cookie(s.PhoneCookie()); err == nil && ck != "" {
 		_, err := s.store.RevokeRefreshToken(c.Request.Context(), auth.HashToken(ck), s.now())
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.writeError(c, fmt.Errorf("revoke phone session: %w", err))
@@ -294,12 +300,12 @@ func (s *Server) cookieLogout(c *gin.Context) {
 
 func (s *Server) setCookie(c *gin.Context, value string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name:     PhoneCookie,
+		Name:     s.PhoneCookie(),
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   s.cfg.SecureCookies,
+		Secure:   s.https,
 		SameSite: http.SameSiteStrictMode,
 	})
 }
