@@ -30,6 +30,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
+	"github.com/qrlogin/qrlogin/shared/client"
 )
 
 // Config is everything a server can be told. Fill it from DefaultConfig.
@@ -115,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key: give both or neither"))
+	}
+	if c.TLSCert != "" && strings.HasPrefix(strings.ToLower(c.PublicURL), "http://") {
+		errs = append(errs, fmt.Errorf("public-url %q: the server serves HTTPS (--tls-cert), so the URL must be https://", c.PublicURL))
 	}
 	for _, p := range c.TrustedProxies {
 		if net.ParseIP(p) == nil {
@@ -218,6 +222,10 @@ func (a *App) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if client.Unencrypted(a.url) {
+		a.log.Warn("passwords and tokens cross the network unencrypted: serve HTTPS with --tls-cert and --tls-key, "+
+			"or put a TLS proxy in front and set --public-url https://...", "public_url", a.url)
+	}
 	served := a.ln
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
@@ -256,7 +264,7 @@ func (a *App) init(ctx context.Context) error {
 		Hub:      a.hub,
 		Limits: httpapi.Limits{
 			Login:     minute(cfg.LimitLogin),
-			LoginUser: minute(cfg.LimitLogin),
+			LoginUser: ratelimit.New(cfg.LimitLogin, max(3, cfg.LimitLogin/5), cfg.Now), // failures only; 0: off
 			Create:    minute(cfg.LimitCreate),
 			Lookup:    minute(cfg.LimitLookup),
 		},

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -42,6 +43,9 @@ func TestValidate(t *testing.T) {
 		{"zero ttl", func(c *app.Config) { c.SessionTTL = 0 }, []string{"session-ttl"}},
 		{"long ttl", func(c *app.Config) { c.SessionTTL = 2 * time.Hour }, []string{"session-ttl"}},
 		{"cert without key", func(c *app.Config) { c.TLSCert = "x.pem" }, []string{"tls-cert"}},
+		{"TLS with an http public url", func(c *app.Config) {
+			c.TLSCert, c.TLSKey, c.PublicURL = "x.pem", "x.key", "http://login.example.test"
+		}, []string{"must be https://"}},
 		{"bad proxy", func(c *app.Config) { c.TrustedProxies = []string{"10.0.0.0/8", "nope"} }, []string{`"nope"`}},
 		{"negative limit", func(c *app.Config) { c.LimitLogin = -1 }, []string{"limit-login"}},
 		{"every problem at once", func(c *app.Config) {
@@ -155,8 +159,11 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if cks := resp.Cookies(); len(cks) != 1 || !cks[0].Secure {
-		t.Fatalf("cookies over TLS %+v: want one Secure cookie", cks)
+	if cks := resp.Cookies(); len(cks) != 1 || !cks[0].Secure || cks[0].Name != "__Host-qrlogin_phone" {
+		t.Fatalf("cookies over TLS %+v: want one Secure cookie named __Host-qrlogin_phone", cks)
+	}
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("Strict-Transport-Security %q over TLS", got)
 	}
 
 	// A long-poll over TLS is parked, woken, and its connection kept for
@@ -259,5 +266,51 @@ func TestDemoAccounts(t *testing.T) {
 	}
 	if _, err := srv.Client().Login(context.Background(), "alice", "alice-demo"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPlainHTTPWarning: starting with an http:// public URL that leaves
+// this machine logs one warning saying how to fix it; loopback and
+// https:// do not.
+func TestPlainHTTPWarning(t *testing.T) {
+	for _, tt := range []struct {
+		publicURL string
+		warnings  int
+	}{
+		{"http://192.0.2.10:8080", 1},
+		{"http://login.example.test", 1},
+		{"http://127.0.0.1:8080", 0},
+		{"http://[::1]:8080", 0},
+		{"http://localhost:8080", 0},
+		{"https://login.example.test", 0},
+		{"", 0}, // derived from the loopback listen address
+	} {
+		t.Run(tt.publicURL, func(t *testing.T) {
+			var buf strings.Builder
+			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			cfg := apptest.Config(t.TempDir())
+			cfg.PublicURL = tt.publicURL
+			a, err := app.New(context.Background(), cfg, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Close()
+			var warns []string
+			for l := range strings.Lines(buf.String()) {
+				if strings.Contains(l, "level=WARN") {
+					warns = append(warns, l)
+				}
+			}
+			if len(warns) != tt.warnings {
+				t.Fatalf("%d warnings, want %d:\n%s", len(warns), tt.warnings, buf.String())
+			}
+			for _, w := range warns {
+				for _, want := range []string{"unencrypted", "--tls-cert", "--tls-key", "--public-url https://"} {
+					if !strings.Contains(w, want) {
+						t.Errorf("warning lacks %q: %s", want, w)
+					}
+				}
+			}
+		})
 	}
 }

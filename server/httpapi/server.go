@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,6 +22,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/qrcode"
+	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -42,13 +46,21 @@ type Limiter interface {
 	Allow(key string) (ok bool, retryAfter time.Duration)
 }
 
+// FailureLimiter limits an action by its failures only
+// (ratelimit.Limiter): Hold lets an attempt go ahead, done(true) counts
+// it.
+type FailureLimiter interface {
+	Hold(key string) (ok bool, retryAfter time.Duration, done func(counts bool))
+}
+
 // Limits are the rate limiters of the endpoints that need them. A nil
-// limiter allows everything.
+// limiter allows everything. Clients are keyed by ratelimit.Key of their
+// address: IPv4 by address, IPv6 by /64.
 type Limits struct {
-	Login     Limiter // per client IP: password sign-ins
-	LoginUser Limiter // per username: password sign-ins
-	Create    Limiter // per client IP: new login sessions
-	Lookup    Limiter // per client IP: user-code look-ups
+	Login     Limiter        // per client: every password sign-in
+	LoginUser FailureLimiter // per username: failed password sign-ins
+	Create    Limiter        // per client IP: new login sessions
+	Lookup    Limiter        // per client IP: user-code look-ups
 }
 
 // Config holds the server's settings.
@@ -65,7 +77,10 @@ type Config struct {
 	RefreshMaxAge time.Duration
 	// TrustedProxies lists proxies whose X-Forwarded-For is believed.
 	TrustedProxies []string
-	// SecureCookies marks cookies Secure (when served over TLS).
+	// SecureCookies says the server itself serves TLS. The server counts as
+	// reached over HTTPS when it does or when PublicURL is https:// (a TLS
+	// proxy in front): the phone cookie is then __Host-qrlogin_phone and
+	// Secure, and every response carries Strict-Transport-Security.
 	SecureCookies bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -100,6 +115,10 @@ type Server struct {
 	polls      pollCache
 	requestIDs *requestIDs
 	handler    http.Handler
+	https      bool           // reached over HTTPS: see Config.SecureCookies
+	phoneCk    string         // the phone cookie's name: see PhoneCookie
+	proxies    []netip.Prefix // Config.TrustedProxies
+	warnedXFF  atomic.Bool    // the X-Forwarded-For warning was logged
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Shutdown: held long-polls answer now
@@ -131,6 +150,15 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if s.hub == nil {
 		s.hub = &notify.Hub{}
+	}
+	s.https = cfg.SecureCookies || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")
+	s.phoneCk = phoneCookieName
+	if s.https {
+		s.phoneCk = hostPhoneCookieName
+	}
+	var err error
+	if s.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 
 	r := gin.New()
@@ -165,7 +193,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = w.Write([]byte(`{"error":"forbidden","message":"Cross-origin requests are not allowed."}`))
 	}))
-	s.handler = cop.Handler(r)
+	s.handler = s.edge(cop.Handler(r))
 	return s, nil
 }
 
@@ -216,9 +244,30 @@ func (s *Server) allow(c *gin.Context, l Limiter, key string) bool {
 	}
 	ok, retry := l.Allow(key)
 	if !ok {
-		e := errorf(api.ErrRateLimited, "Too many requests; try again later.")
-		e.RetryAfter = retry
-		s.writeError(c, e)
+		s.writeError(c, rateLimited(retry))
 	}
 	return ok
+}
+
+// clientKey is the rate-limit key of the request's client.
+func clientKey(c *gin.Context) string { return ratelimit.Key(c.ClientIP()) }
+
+// rateLimited is the 429 answer for a wait of retry.
+func rateLimited(retry time.Duration) *Error {
+	e := errorf(api.ErrRateLimited, "Too many requests; try again in "+waitWords(retry)+".")
+	e.RetryAfter = retry
+	return e
+}
+
+// waitWords says a wait in whole seconds, rounded up as in Retry-After:
+// "1 second", "2 seconds"; from two minutes on, in whole minutes.
+func waitWords(d time.Duration) string {
+	secs := int((max(d, time.Second) + time.Second - 1) / time.Second)
+	if secs >= 120 {
+		return strconv.Itoa((secs+59)/60) + " minutes"
+	}
+	if secs == 1 {
+		return "1 second"
+	}
+	return strconv.Itoa(secs) + " seconds"
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -68,7 +67,7 @@ func cleanField(s string, max int) string {
 }
 
 func (s *Server) createSession(c *gin.Context) {
-	if !s.allow(c, s.limits.Create, c.ClientIP()) {
+	if !s.allow(c, s.limits.Create, clientKey(c)) {
 		return
 	}
 	var req api.CreateSessionRequest
@@ -300,7 +299,7 @@ func (s *Server) phoneView(c *gin.Context, sess login.Session) api.SessionInfo {
 			UserAgent: sess.Device.UserAgent,
 			CreatedAt: sess.CreatedAt.UTC(),
 		},
-		SameNetwork: lanaddr.SameNetwork(net.ParseIP(sess.Device.IP), net.ParseIP(c.ClientIP())),
+		Network: string(lanaddr.Network(s.desktopSeen(sess.Device.IP), s.seen(c))),
 	}
 }
 
@@ -319,7 +318,7 @@ func (s *Server) sessionInfo(c *gin.Context) {
 }
 
 func (s *Server) sessionByCode(c *gin.Context) {
-	if !s.allow(c, s.limits.Lookup, c.ClientIP()) {
+	if !s.allow(c, s.limits.Lookup, clientKey(c)) {
 		return
 	}
 	raw := c.Param("code")

@@ -139,11 +139,19 @@ type SessionInfo struct {
 	Status    Status    `json:"status"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Device    Device    `json:"device"`
-	// SameNetwork reports whether the desktop's address is on the same
-	// network as the address of the phone making this request (same /24 for
-	// IPv4, same /64 for IPv6). The phone warns when it is false.
-	SameNetwork bool `json:"same_network"`
+	// Network is what the server can tell of the desktop's network compared
+	// with the phone making this request: NetworkSame, NetworkDifferent or
+	// NetworkUnknown (an address is loopback or a proxy's, so the check
+	// means nothing). The phone warns on NetworkDifferent.
+	Network string `json:"network"`
 }
+
+// The values of SessionInfo.Network.
+const (
+	NetworkSame      = "same"
+	NetworkDifferent = "different"
+	NetworkUnknown   = "unknown"
+)
 
 // StatusResponse is the 200 body of the phone's confirm and cancel requests.
 type StatusResponse struct {
