@@ -84,6 +84,8 @@ func (s *Server) sessionEvents(c *gin.Context) {
 		defer s.waits.release(w)
 	}
 
+	defer s.abortOnPanic(c)
+
 	rc := http.NewResponseController(c.Writer)
 	// The server's read timeout would end the stream: lift it (and the
 	// write timeout, which each write sets for itself).
@@ -164,6 +166,21 @@ func (s *Server) sessionEvents(c *gin.Context) {
 			return
 		}
 	}
+}
+
+// abortOnPanic turns a panic after the stream started into a logged,
+// cut connection, so the client sees a broken stream rather than a clean
+// end. Before that, the panic goes on to recoverJSON's 500.
+func (s *Server) abortOnPanic(c *gin.Context) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if r == http.ErrAbortHandler || !c.Writer.Written() {
+		panic(r)
+	}
+	s.log.ErrorContext(c.Request.Context(), "panic", slog.String("request_id", requestID(c)), slog.Any("panic", r))
+	panic(http.ErrAbortHandler)
 }
 
 // streamError ends a stream with an error event: the error the status
