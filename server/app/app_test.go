@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -166,32 +165,30 @@ func TestTLS(t *testing.T) {
 		t.Errorf("Strict-Transport-Security %q over TLS", got)
 	}
 
-	// A long-poll over TLS is parked, woken, and its connection kept for
-	// the next request.
-	var conns atomic.Int32
+	// The desktop's event stream goes over HTTP/2, which TLS offers, and
+	// wakes on the scan.
+	var proto atomic.Value
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
-		if !i.Reused {
-			conns.Add(1)
+		if tc, ok := i.Conn.(*tls.Conn); ok {
+			proto.Store(tc.ConnectionState().NegotiatedProtocol)
 		}
 	}}
 	tctx := httptrace.WithClientTrace(ctx, trace)
+	c.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	sess, err := c.CreateSession(tctx, api.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		st, err := c.SessionStatus(tctx, sess.ID, sess.PollToken, api.StatusPending, 30*time.Second)
-		if err == nil && st.Status != api.StatusScanned {
-			err = fmt.Errorf("woke with %s, want scanned", st.Status)
-		}
-		done <- err
-	}()
-	for i := 0; srv.App.Parked() == 0; i++ {
-		if i > 1000 {
-			t.Fatal("the long-poll over TLS was never parked")
-		}
-		time.Sleep(10 * time.Millisecond)
+	es, err := c.Events(tctx, sess.ID, sess.PollToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	if st, err := es.Next(); err != nil || st.Status != api.StatusPending {
+		t.Fatalf("first event %+v, %v", st, err)
+	}
+	if p, _ := proto.Load().(string); p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
 	}
 	phone := client.New(srv.URL) // its own connections
 	phone.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -202,19 +199,8 @@ func TestTLS(t *testing.T) {
 	if _, err := phone.Scan(ctx, login.AccessToken, sess.ID); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the parked long-poll did not wake on scan")
-	}
-	if _, err := c.SessionStatus(tctx, sess.ID, sess.PollToken, "", 0); err != nil {
-		t.Fatal(err)
-	}
-	if n := conns.Load(); n != 1 {
-		t.Fatalf("the desktop opened %d connections, want 1 kept through the parked poll", n)
+	if st, err := es.Next(); err != nil || st.Status != api.StatusScanned {
+		t.Fatalf("after scan %+v, %v", st, err)
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/qrlogin/qrlogin/shared/api"
 )
 
-
 // refreshTokenBytes is the size of refresh and phone tokens (256 bits).
 const refreshTokenBytes = 32
 

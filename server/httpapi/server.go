@@ -84,6 +84,12 @@ type Config struct {
 	SecureCookies bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// MaxWaiters caps the waits (long-polls and event streams) held at
+	// once; DefaultMaxWaiters when 0.
+	MaxWaiters int
+	// PingInterval is how often an idle event stream carries a comment;
+	// DefaultPingInterval when 0.
+	PingInterval time.Duration
 	// RenderQR draws a session's QR code as a data URL; qrcode.DataURL when
 	// nil (benchmarks replace it to measure the rest of session creation).
 	RenderQR func(content string, size int) (string, error)
@@ -97,9 +103,6 @@ type Deps struct {
 	Hub      *notify.Hub
 	Limits   Limits
 	Log      *slog.Logger
-	// Parker, when set, parks waiting long-polls instead of holding a
-	// goroutine for each; it must be the listener the server serves.
-	Parker Parker
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -111,8 +114,7 @@ type Server struct {
 	hub        *notify.Hub
 	limits     Limits
 	log        *slog.Logger
-	parker     Parker
-	polls      pollCache
+	waits      heldWaits
 	requestIDs *requestIDs
 	handler    http.Handler
 	https      bool           // reached over HTTPS: see Config.SecureCookies
@@ -121,7 +123,7 @@ type Server struct {
 	warnedXFF  atomic.Bool    // the X-Forwarded-For warning was logged
 
 	closeOnce sync.Once
-	closing   chan struct{} // closed by Shutdown: held long-polls answer now
+	closing   chan struct{} // closed by Shutdown: held waits answer now
 }
 
 // New builds the server and its router.
@@ -131,6 +133,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.RenderQR == nil {
 		cfg.RenderQR = qrcode.DataURL
+	}
+	if cfg.MaxWaiters <= 0 {
+		cfg.MaxWaiters = DefaultMaxWaiters
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if d.Log == nil {
@@ -144,7 +152,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		hub:        d.Hub,
 		limits:     d.Limits,
 		log:        d.Log,
-		parker:     d.Parker,
+		waits:      heldWaits{max: cfg.MaxWaiters},
 		requestIDs: newRequestIDs(),
 		closing:    make(chan struct{}),
 	}
@@ -200,23 +208,18 @@ func New(cfg Config, d Deps) (*Server, error) {
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Hub is the notifier the server wakes long-polls with.
+// Hub is the notifier the server wakes held waits with.
 func (s *Server) Hub() *notify.Hub { return s.hub }
 
-// Waiting is the number of long-polls waiting for a change, held or
-// parked (not counting sessions kept for a desktop's next poll).
-func (s *Server) Waiting() int { return max(s.hub.Len()-s.polls.len(), 0) }
+// Waiting is the number of waits (long-polls and event streams) the server
+// holds right now.
+func (s *Server) Waiting() int { return s.waits.len() }
 
-// Shutdown makes every held or parked long-poll answer at once with the
-// current status. Call it before http.Server.Shutdown.
+// Shutdown makes every held wait answer at once with the current status
+// (an event stream sends it and ends). Call it before
+// http.Server.Shutdown, which waits for them.
 func (s *Server) Shutdown() {
-	s.closeOnce.Do(func() {
-		close(s.closing)
-		// Wakes the parked polls; one subscribing after this sees closing.
-		for _, id := range s.hub.Waiting() {
-			s.hub.Publish(id)
-		}
-	})
+	s.closeOnce.Do(func() { close(s.closing) })
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }

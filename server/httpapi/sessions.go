@@ -37,6 +37,7 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 func (s *Server) mountSessions(r gin.IRouter) {
 	r.POST("/login-sessions", s.createSession)
 	r.GET("/login-sessions/:id/status", s.sessionStatus)
+	r.GET("/login-sessions/:id/events", s.sessionEvents)
 	r.DELETE("/login-sessions/:id", s.withdrawSession)
 
 	r.GET("/login-sessions/by-code/:code", s.requireUser, s.sessionByCode)
@@ -198,45 +199,7 @@ func (s *Server) sessionStatus(c *gin.Context) {
 		}
 		return
 	}
-	deadline := time.Now().Add(time.Duration(wait) * time.Second)
-	if s.parker != nil && c.Request.ProtoMajor == 1 {
-		s.parkPoll(c, after, deadline)
-		return
-	}
-	s.holdPoll(c, &poll{s: s, id: c.Param("id"), after: after, deadline: deadline})
-}
-
-// answerPoll answers a status poll with the session as read.
-func (s *Server) answerPoll(c *gin.Context, sess login.Session) {
-	status, body, err := s.pollAnswer(c.Request.Context(), sess)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(status, body)
-}
-
-// pollAnswer is the answer to a status poll: the status, or the tokens
-// of a confirmed session.
-func (s *Server) pollAnswer(ctx context.Context, sess login.Session) (int, any, error) {
-	now := s.now()
-	switch st := sess.StatusAt(now); st {
-	case login.Consumed:
-		return 0, nil, login.ErrConsumed
-	case login.Confirmed:
-		return s.deliver(ctx, sess, now)
-	default:
-		return http.StatusOK, statusResponse(sess, st), nil
-	}
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
+	s.holdPoll(c, after, time.Now().Add(time.Duration(wait)*time.Second))
 }
 
 // deliver hands the tokens of a confirmed session to the desktop. The

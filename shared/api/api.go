@@ -196,3 +196,18 @@ type Health struct {
 
 // MaxWait is the longest long-poll the status endpoint holds, in seconds.
 const MaxWait = 30
+
+// The event stream of GET /api/v1/login-sessions/{id}/events.
+const (
+	// EventStreamType is its media type (server-sent events).
+	EventStreamType = "text/event-stream"
+	// EventStatus is the type of an event whose data is a
+	// SessionStatusResponse: the first event, and one per change.
+	EventStatus = "status"
+	// EventError is the type of an event whose data is an Error; the
+	// stream ends after it. ErrConsumed: another request took the tokens.
+	EventError = "error"
+	// PingInterval is how often, in seconds, the server sends a comment
+	// line on an idle stream, so proxies keep it open.
+	PingInterval = 15
+)
