@@ -18,7 +18,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/notify"
-	"github.com/qrlogin/qrlogin/server/qrcode"
+	"github.com/qrlogin/qrlogin/server/qrpng"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -65,9 +65,6 @@ type Config struct {
 	SecureCookies bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// RenderQR draws a session's QR code as a data URL; qrcode.DataURL when
-	// nil (benchmarks replace it to measure the rest of session creation).
-	RenderQR func(content string, size int) (string, error)
 }
 
 // Deps are the services the HTTP layer adapts.
@@ -94,6 +91,7 @@ type Server struct {
 	log        *slog.Logger
 	parker     Parker
 	polls      pollCache
+	qr         *qrpng.Encoder
 	requestIDs *requestIDs
 	handler    http.Handler
 
@@ -105,9 +103,6 @@ type Server struct {
 func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.RenderQR == nil {
-		cfg.RenderQR = qrcode.DataURL
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if d.Log == nil {
@@ -123,6 +118,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		log:        d.Log,
 		parker:     d.Parker,
 		requestIDs: newRequestIDs(),
+		qr:         qrpng.NewEncoder(),
 		closing:    make(chan struct{}),
 	}
 	if s.hub == nil {
