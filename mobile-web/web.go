@@ -10,12 +10,14 @@ package mobileweb
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 
@@ -121,15 +123,35 @@ var matcher = sync.OnceValue(func() language.Matcher {
 // Accept-Language header value with x/text's matcher: the most preferred
 // range (by q, then order) that the page is written in wins, so zh,
 // zh-Hans, zh-CN and zh-SG (and zh-TW, zh-Hant) get Chinese unless an
-// English range is preferred to them. An empty, unparsable or unmatched
-// header gets English. Only the first 32 ranges are read.
+// English range is preferred to them. Each range is parsed on its own, so
+// a malformed one (Chromium repeats q when it emulates a language list:
+// "zh;q=0.9;q=0.9") is skipped rather than spoiling the header. An empty
+// or unmatched header gets English. Only the first 32 ranges are read.
 func Language(acceptLanguage string) string {
-	if parts := strings.SplitN(acceptLanguage, ",", maxLanguageRanges+1); len(parts) > maxLanguageRanges {
-		acceptLanguage = strings.Join(parts[:maxLanguageRanges], ",")
+	type pref struct {
+		tag language.Tag
+		q   float32
 	}
-	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
-	if err != nil || len(tags) == 0 {
+	ranges := strings.SplitN(acceptLanguage, ",", maxLanguageRanges+1)
+	ranges = ranges[:min(len(ranges), maxLanguageRanges)]
+	var prefs []pref
+	for _, r := range ranges {
+		tags, qs, err := language.ParseAcceptLanguage(r)
+		if err != nil {
+			continue
+		}
+		for j, t := range tags {
+			prefs = append(prefs, pref{t, qs[j]})
+		}
+	}
+	if len(prefs) == 0 {
 		return English
+	}
+	// Most preferred first; among equals the first listed.
+	slices.SortStableFunc(prefs, func(a, b pref) int { return cmp.Compare(b.q, a.q) })
+	tags := make([]language.Tag, len(prefs))
+	for i, p := range prefs {
+		tags[i] = p.tag
 	}
 	_, i, _ := matcher().Match(tags...)
 	return pageLanguages[i].page

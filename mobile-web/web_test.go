@@ -52,7 +52,13 @@ var languageCases = []struct {
 	{"ja", mobileweb.English},
 	{"zh-Latn", mobileweb.English},
 	{"x-foo", mobileweb.English},
-	{"zh;q=abc,en;q=0.1", mobileweb.English}, // a malformed q spoils the header
+	// A malformed range is skipped; the others still count.
+	{"zh;q=abc,en;q=0.1", mobileweb.English},
+	{"zh-CN,xx_bad!,en;q=0.5", mobileweb.Chinese},
+	{"fr,zh;q=0.9;q=0.9,en;q=0.8;q=0.8", mobileweb.English},
+	// What Chromium sends when told "zh-CN,zh;q=0.9,en;q=0.8".
+	{"zh-CN,zh;q=0.9;q=0.9,en;q=0.8;q=0.8", mobileweb.Chinese},
+	{"en-US,en;q=0.9;q=0.9,zh-CN;q=0.8;q=0.8", mobileweb.English},
 	{"zh;level=1", mobileweb.English},
 	{"english,zhongwen", mobileweb.English},
 	{",,,;;;===", mobileweb.English},
