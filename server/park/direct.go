@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -267,7 +268,9 @@ func parseRequest(head []byte) (*http.Request, bool) {
 	}
 	// ReadRequest has taken the Host header out (refusing two), and uses
 	// it for req.Host unless the target is an absolute URL.
-	if req.URL.Host != "" || req.Host == "" || !httpguts.ValidHostHeader(req.Host) {
+	// Origin form starts with a slash; "OPTIONS *" is answered by the
+	// http.Server itself.
+	if !strings.HasPrefix(req.RequestURI, "/") || req.URL.Host != "" || req.Host == "" || !httpguts.ValidHostHeader(req.Host) {
 		return nil, false
 	}
 	for k, vv := range req.Header {
