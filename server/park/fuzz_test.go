@@ -81,7 +81,11 @@ func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, head []byte) {
 		// Direct serving parses only what ends with the header's end,
 		// as readNext reads it.
-		if len(head) > maxHeader || bytes.Index(head, []byte("\r\n\r\n")) != len(head)-4 {
+		end := bytes.Index(head, []byte("\r\n\r\n"))
+		if end < 0 {
+			head, end = append(head, "\r\n\r\n"...), len(head)
+		}
+		if len(head) > maxHeader || end != len(head)-4 {
 			return
 		}
 		req, ok := parseRequest(head)
