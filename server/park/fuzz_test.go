@@ -83,7 +83,7 @@ func FuzzParseRequest(f *testing.F) {
 		// as readNext reads it.
 		end := bytes.Index(head, []byte("\r\n\r\n"))
 		if end < 0 {
-			head, end = append(head, "\r\n\r\n"...), len(head)
+			head, end = append(head[:len(head):len(head)], "\r\n\r\n"...), len(head)
 		}
 		if len(head) > maxHeader || end != len(head)-4 {
 			return
