@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -374,11 +375,13 @@ var pathKinds = []struct{ method, prefix, suffix string }{
 	{"GET", "/m/", ""},
 	{"GET", "/m/static/", ""},
 	{"GET", "/api/v1/login-sessions/", "/status?after=pending&wait=1"},
+	{"GET", "/api/v1/login-sessions/{id}/status?", ""},
 }
 
-// FuzzPathValue: session ids, user codes and asset names in paths, as the
-// request line a client may send: with alice's phone cookie where a phone
-// signs in, with a wrong poll token where a desktop does.
+// FuzzPathValue: session ids, user codes and asset names in paths, and the
+// status poll's query, as the request line a client may send: with alice's
+// phone cookie where a phone signs in, with a wrong poll token where a
+// desktop does. Any X-Request-ID: the one answered is always safe to log.
 func FuzzPathValue(f *testing.F) {
 	fz := newFuzzServer(f, nil)
 	code := fz.session.UserCode
@@ -387,16 +390,24 @@ func FuzzPathValue(f *testing.F) {
 			fz.session.ID, code, strings.ToLower(strings.ReplaceAll(code, "-", " ")), "", "x", "..", "%2e%2e", "%2F", "a%00b",
 			"AAAAAAAAAAAAAAAAAAAAAA", strings.Repeat("A", 65), "BCDF-GHJK-", "bcdfghjk", "app.js", "../index.html",
 			"%ff%fe", "é", "a?b=c", "a#b", "//x", "x/../../y", "style.css?v=1", "\u202e",
+			"after=pending&wait=30", "wait=-1", "wait=99999999999999999999", "after=bogus&wait=1",
+			"after=pending&after=scanned&wait=1", "wait=1e3", "wait=%00", "after=&wait=", "after=confirmed&wait=+5",
 		} {
-			f.Add(uint8(i), v)
+			f.Add(uint8(i), v, "")
 		}
 	}
+	for _, id := range []string{"req-1", "a b", strings.Repeat("x", 64), strings.Repeat("x", 65), "é", "a\tb", "../x"} {
+		f.Add(uint8(0), fz.session.ID, id)
+	}
 	static := staticNames(f)
-	f.Fuzz(func(t *testing.T, kind uint8, value string) {
+	f.Fuzz(func(t *testing.T, kind uint8, value, requestID string) {
 		k := pathKinds[int(kind)%len(pathKinds)]
-		r := parseTarget(k.method, k.prefix+value+k.suffix)
-		if r == nil {
+		r := parseTarget(k.method, strings.ReplaceAll(k.prefix, "{id}", fz.session.ID)+value+k.suffix)
+		if r == nil || !validHeader(requestID) {
 			return
+		}
+		if requestID != "" {
+			r.Header.Set("X-Request-ID", requestID)
 		}
 		if k.method == "DELETE" || strings.HasPrefix(k.suffix, "/status") {
 			r.Header.Set("Authorization", "Bearer not-the-poll-token")
@@ -408,6 +419,10 @@ func FuzzPathValue(f *testing.F) {
 		w := fz.serve(r.WithContext(ctx))
 		if ctx.Err() != nil {
 			t.Fatalf("%s %s held the request", r.Method, r.RequestURI)
+		}
+		if id := w.Header().Get("X-Request-ID"); !safeRequestID.MatchString(id) ||
+			safeRequestID.MatchString(requestID) && id != requestID {
+			t.Fatalf("X-Request-ID %q answered with %q", requestID, id)
 		}
 		if strings.HasPrefix(k.prefix, "/m/") && w.Code < 400 {
 			if w.Code != http.StatusOK {
@@ -424,6 +439,9 @@ func FuzzPathValue(f *testing.F) {
 		checkAnswer(t, w)
 	})
 }
+
+// safeRequestID is what a request id in the log may look like.
+var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // staticNames is the set of the phone page's assets.
 func staticNames(tb testing.TB) map[string]bool {
