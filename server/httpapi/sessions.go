@@ -47,15 +47,16 @@ func (s *Server) mountSessions(r gin.IRouter) {
 	r.POST("/login-sessions/:id/cancel", s.requireUser, s.phoneTransition(cancel))
 }
 
-// cleanField trims s, drops control and format characters and cuts it to
-// max characters, so a device name cannot smuggle line breaks into logs or
-// bidi tricks onto the phone's screen.
+// cleanField trims s, drops control and format characters and line and
+// paragraph separators (U+2028, U+2029) and cuts it to max characters, so
+// a device name cannot smuggle line breaks into logs or onto the phone's
+// screen, nor bidi tricks.
 func cleanField(s string, max int) string {
 	s = strings.ToValidUTF8(s, "")
 	var b strings.Builder
 	n := 0
 	for _, r := range strings.TrimSpace(s) {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
 			continue
 		}
 		if n == max {
