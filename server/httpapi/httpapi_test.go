@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/qrlogin/qrlogin/server/account"
@@ -26,6 +28,12 @@ import (
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
+
+func TestMain(m *testing.M) {
+	// As main does: no route listing on stdout.
+	gin.SetMode(gin.ReleaseMode)
+	os.Exit(m.Run())
+}
 
 // clock is a settable clock for expiry tests.
 type clock struct {
