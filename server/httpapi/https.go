@@ -128,26 +128,26 @@ type edge struct {
 	warnedXFF atomic.Bool // the X-Forwarded-For warning was logged
 }
 
-func (s *edge) wrap(next http.Handler) http.Handler {
+func (e *edge) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.https {
+		if e.https {
 			w.Header().Set("Strict-Transport-Security", hsts)
 		}
 		peer := peerIP(r)
-		trusted := s.proxies.trusted(peer)
-		if !trusted && r.Header.Get("X-Forwarded-For") != "" && s.warnedXFF.CompareAndSwap(false, true) {
-			s.log.WarnContext(r.Context(), "requests carry X-Forwarded-For from an address not in --trusted-proxies; "+
+		trusted := e.proxies.trusted(peer)
+		if !trusted && r.Header.Get("X-Forwarded-For") != "" && e.warnedXFF.CompareAndSwap(false, true) {
+			e.log.WarnContext(r.Context(), "requests carry X-Forwarded-For from an address not in --trusted-proxies; "+
 				"every client behind that proxy looks like the proxy to rate limits and the phone's network check: "+
 				"add the proxy's address to --trusted-proxies", slog.String("proxy", peer))
 		}
-		if s.https && trusted && r.TLS == nil && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "http") {
+		if e.https && trusted && r.TLS == nil && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "http") {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				http.Redirect(w, r, s.publicURL+r.URL.RequestURI(), http.StatusPermanentRedirect)
+				http.Redirect(w, r, e.publicURL+r.URL.RequestURI(), http.StatusPermanentRedirect)
 				return
 			}
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.WriteHeader(http.StatusForbidden)
-			_ = json.NewEncoder(w).Encode(api.Error{Code: api.ErrForbidden, Message: "This server is only served over HTTPS; use " + s.publicURL + "."})
+			_ = json.NewEncoder(w).Encode(api.Error{Code: api.ErrForbidden, Message: "This server is only served over HTTPS; use " + e.publicURL + "."})
 			return
 		}
 		next.ServeHTTP(w, r)
