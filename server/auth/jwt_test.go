@@ -18,8 +18,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/qrlogin/qrlogin/server/auth"
-	"github.com/qrlogin/qrlogin/shared/testclock"
 	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 // keyStore is an in-memory auth.KeyStore.
