@@ -112,6 +112,7 @@ type Server struct {
 	limits     Limits
 	log        *slog.Logger
 	waits      heldWaits
+	pings      pingWheel
 	qr         *qrpng.Encoder
 	requestIDs *requestIDs
 	handler    http.Handler
