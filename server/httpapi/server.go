@@ -201,6 +201,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		publicURL:   cfg.PublicURL,
 		ttl:         cfg.SessionTTL,
 		ping:        cfg.PingInterval,
+		pings:       &pingWheel{},
 	}).Mount(v1)
 	(&phoneSessions{
 		errorWriter: errs,

@@ -55,6 +55,7 @@ type desktopSessions struct {
 	mint    minter
 	create  Limiter // new sessions per client
 	qr      *qrpng.Encoder
+	pings   *pingWheel // shared by every stream's pings
 
 	publicURL string
 	ttl       time.Duration // a session's life
