@@ -269,12 +269,28 @@ func TestTrustedProxy(t *testing.T) {
 	e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) {
 		c.TrustedProxies = []string{"10.0.0.1"}
 	})
-	w := e.do(req{method: "POST", path: "/api/v1/login-sessions", header: map[string]string{"X-Forwarded-For": "203.0.113.9"}, remote: "10.0.0.1:1234"})
-	s := decode[api.CreateSessionResponse](t, w)
 	tok := e.login("alice", alicePass).AccessToken
-	info := decode[api.SessionInfo](t, e.do(req{method: "GET", path: "/api/v1/login-sessions/" + s.ID, bearer: tok}))
-	if info.Device.IP != "203.0.113.9" {
-		t.Errorf("device ip %q, want the forwarded address from the trusted proxy", info.Device.IP)
+	tests := []struct {
+		name, remote string
+		header       map[string]string
+		want         string
+	}{
+		{"forwarded by the trusted proxy", "10.0.0.1:1234", map[string]string{"X-Forwarded-For": "203.0.113.9"}, "203.0.113.9"},
+		{"forwarded by anyone else", "198.51.100.4:1234", map[string]string{"X-Forwarded-For": "203.0.113.9"}, "198.51.100.4"},
+		// A proxy that sets no usable X-Forwarded-For may still pass on a
+		// client's X-Real-IP: it is never believed.
+		{"X-Real-IP from the trusted proxy", "10.0.0.1:1234", map[string]string{"X-Real-IP": "203.0.113.66"}, "10.0.0.1"},
+		{"X-Real-IP behind garbage", "10.0.0.1:1234", map[string]string{"X-Forwarded-For": "garbage", "X-Real-IP": "203.0.113.66"}, "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e.do(req{method: "POST", path: "/api/v1/login-sessions", header: tt.header, remote: tt.remote})
+			s := decode[api.CreateSessionResponse](t, w)
+			info := decode[api.SessionInfo](t, e.do(req{method: "GET", path: "/api/v1/login-sessions/" + s.ID, bearer: tok}))
+			if info.Device.IP != tt.want {
+				t.Errorf("device ip %q, want %q", info.Device.IP, tt.want)
+			}
+		})
 	}
 }
 

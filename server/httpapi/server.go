@@ -174,6 +174,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
+	// Only X-Forwarded-For: Gin would also read X-Real-IP when it is
+	// missing or unusable, a header proxies commonly pass on from the
+	// client unchanged.
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.Use(requestLog{log: log, ids: newRequestIDs()}.handle, recoverJSON{log: log}.handle, limitBody)
