@@ -253,7 +253,7 @@ func (s *Server) refresh(c *gin.Context) {
 	}
 	nextID, nextHash, now := auth.NewID(), auth.HashToken(tok), s.now()
 	old, err := s.store.UpdateRefreshToken(ctx, auth.HashToken(req.RefreshToken), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
-		next, err := s.policy().Rotate(rt, nextID, nextHash, now)
+		next, err := s.policy().Rotate(rt, "", nextID, nextHash, now)
 		return &next, err
 	})
 	switch {
