@@ -85,6 +85,15 @@ type Deps struct {
 	// Parker, when set, parks waiting long-polls instead of holding a
 	// goroutine for each; it must be the listener the server serves.
 	Parker Parker
+	// OAuth, when set, adds the OAuth 2.0 and OpenID Connect endpoints
+	// (server/oauth) to the router, under its logging, limits and
+	// cross-origin protection.
+	OAuth Mounter
+}
+
+// Mounter adds a feature's routes to the router.
+type Mounter interface {
+	Mount(r gin.IRouter)
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -155,6 +164,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.mountSessions(v1)
 	s.mountAuth(v1)
 	s.mountPages(r)
+	if d.OAuth != nil {
+		d.OAuth.Mount(r)
+	}
 
 	// Refuse cross-origin state changes from browsers (a page elsewhere
 	// using the phone's cookie). Native clients send no Origin or

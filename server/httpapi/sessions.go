@@ -225,6 +225,11 @@ func (s *Server) pollAnswer(ctx context.Context, sess login.Session) (int, any, 
 	case login.Consumed:
 		return 0, nil, login.ErrConsumed
 	case login.Confirmed:
+		if sess.ClientID != "" {
+			// An OAuth client's session: its tokens (for that client) come
+			// from the token endpoint only, never as this API's tokens.
+			return http.StatusOK, statusResponse(sess, st), nil
+		}
 		return s.deliver(ctx, sess, now)
 	default:
 		return http.StatusOK, statusResponse(sess, st), nil
