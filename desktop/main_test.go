@@ -235,6 +235,13 @@ func TestSmoke(t *testing.T) {
 	if qrShot != "" {
 		checkQR(t, qrShot, "/m/"+info.ID)
 	}
+	// The app waits on the session's event stream, which the scan wakes.
+	for i := 0; srv.App.Waiters() != 1; i++ {
+		if i > 2000 {
+			t.Fatalf("the server holds %d waits after 10s, want the app's stream", srv.App.Waiters())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if _, err := phone.Scan(context.Background(), token, info.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +255,10 @@ func TestSmoke(t *testing.T) {
 	time.Sleep(time.Second) // /me, then the frame
 	screenshot(t, display, filepath.Join(shots, "desktop-signed-in.png"))
 	stop(cmd, exited)
+
+	if !strings.Contains(logs.String(), "waiting on the event stream") || strings.Contains(logs.String(), "long-polling") {
+		t.Errorf("the app did not wait on the event stream")
+	}
 
 	// Started again, the app signs in from its saved sign-in, without a code.
 	cmd, exited = start()

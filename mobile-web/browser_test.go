@@ -6,7 +6,16 @@ package mobileweb_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -69,8 +78,9 @@ type phone struct {
 	ids       map[string][]network.RequestID // URL → requests
 }
 
-// newPhone starts a browser whose Accept-Language is lang.
-func newPhone(t *testing.T, lang string) *phone {
+// newPhone starts a browser whose Accept-Language is lang, with extra
+// command-line options.
+func newPhone(t *testing.T, lang string, extra ...chromedp.ExecAllocatorOption) *phone {
 	t.Helper()
 	exe := chromium(t)
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
@@ -83,6 +93,7 @@ func newPhone(t *testing.T, lang string) *phone {
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, bcancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { bcancel(); acancel() })
@@ -194,6 +205,41 @@ func (p *phone) shot(name string) {
 		p.t.Fatal(err)
 	}
 	p.t.Logf("screenshot: %s", path)
+}
+
+// forwardedFor makes the browser send X-Forwarded-For: ip with every
+// request, as a proxy in front of the server would for a phone at ip.
+func (p *phone) forwardedFor(ip string) {
+	p.t.Helper()
+	p.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+			Headers: network.Headers{"X-Forwarded-For": ip},
+		})
+		return err
+	}))
+}
+
+// visible reports whether the element with that id is shown.
+func (p *phone) visible(id string) bool {
+	p.t.Helper()
+	return p.eval(fmt.Sprintf(`String(document.getElementById(%q).checkVisibility())`, id)) == "true"
+}
+
+// checkSections checks that what the computer reported and what the server
+// saw are shown apart, each under its heading.
+func (p *phone) checkSections(reported, seen string) {
+	p.t.Helper()
+	for sec, want := range map[string]string{"h-reported": reported, "h-seen": seen} {
+		if got := p.text(sec); got != want {
+			p.t.Errorf("heading #%s = %q, want %q", sec, got, want)
+		}
+	}
+	for _, q := range []string{"#sec-reported #d-name", "#sec-reported #d-platform", "#sec-reported #d-app",
+		"#sec-seen #d-ip", "#sec-seen #d-net", "#sec-seen #d-asked"} {
+		if p.eval(fmt.Sprintf(`String(document.querySelector(%q) !== null)`, q)) != "true" {
+			p.t.Errorf("%s: not in its section", q)
+		}
+	}
 }
 
 // darkMode switches prefers-color-scheme.
@@ -344,8 +390,17 @@ func TestPhoneConfirm(t *testing.T) {
 	if !strings.HasPrefix(p.text("left"), "Expires in 1:") {
 		t.Errorf("countdown %q, want about two minutes", p.text("left"))
 	}
-	if p.eval(`String(document.getElementById('netwarn').hidden)`) != "true" {
-		t.Error("different-network warning shown for a desktop on the phone's network")
+	// Phone and desktop both on loopback: the server cannot tell, and says
+	// so without alarm.
+	p.checkSections("Reported by the computer", "Seen by the server")
+	if got := p.text("d-net"); got != "Can't check the network" {
+		t.Errorf("network %q, want \"Can't check the network\"", got)
+	}
+	if p.visible("netwarn") {
+		t.Error("different-network warning shown when the network cannot be checked")
+	}
+	if !p.visible("netinfo") || !strings.HasPrefix(p.text("netinfo"), "The server can't tell whether this computer is on your phone's network.") {
+		t.Errorf("can't-check note visible %v: %q", p.visible("netinfo"), p.text("netinfo"))
 	}
 	p.shot("phone-confirm")
 	p.darkMode(true)
@@ -623,6 +678,7 @@ func TestPhoneChinese(t *testing.T) {
 	far := &client.Client{BaseURL: srv.URL, HTTPClient: &http.Client{Transport: forwardedFor{"203.0.113.7"}}}
 	d := newDesktop(t, far, api.CreateSessionRequest{DeviceName: "陈爱丽的 MacBook Air", Platform: "macOS 15", AppName: "qrlogin desktop"})
 
+	p.forwardedFor("198.51.100.9") // the phone, far away through the same proxy
 	p.do(chromedp.Navigate(d.cs.VerifyURL))
 	p.screen("signin")
 	if got := p.text("b-signin"); got != "登录" {
@@ -647,6 +703,13 @@ func TestPhoneChinese(t *testing.T) {
 	if !strings.Contains(p.text("netwarn"), "不在同一网络") {
 		t.Errorf("network warning %q is not in Chinese", p.text("netwarn"))
 	}
+	p.checkSections("电脑自报的信息", "服务器看到的信息")
+	if got := p.text("d-net"); got != "与这部手机不在同一网络" {
+		t.Errorf("network %q, want 与这部手机不在同一网络", got)
+	}
+	if p.visible("netinfo") {
+		t.Error("the can't-check note is shown for a different network")
+	}
 	p.shot("phone-zh")
 
 	p.do(chromedp.Tap(chromedp.ID("lang")))
@@ -658,6 +721,172 @@ func TestPhoneChinese(t *testing.T) {
 	}
 	p.shot("phone-confirm-far")
 	p.onlyServer(srv.URL)
+}
+
+// TestPhoneNetwork: behind a trusted proxy, a desktop near the phone is
+// on the same network and one far away gets the strong warning.
+func TestPhoneNetwork(t *testing.T) {
+	p := newPhone(t, "en")
+	srv := startServer(t, func(c *app.Config) { c.TrustedProxies = []string{"127.0.0.1"} })
+	p.forwardedFor("203.0.113.20")
+	near := &client.Client{BaseURL: srv.URL, HTTPClient: &http.Client{Transport: forwardedFor{"203.0.113.7"}}}
+	far := &client.Client{BaseURL: srv.URL, HTTPClient: &http.Client{Transport: forwardedFor{"198.51.100.4"}}}
+
+	d := newDesktop(t, near, laptop)
+	p.do(chromedp.Navigate(d.cs.VerifyURL))
+	p.signIn("alice", alicePassword)
+	p.screen("confirm")
+	if got := p.text("d-net"); got != "Same network as this phone" {
+		t.Errorf("near desktop: network %q", got)
+	}
+	if p.visible("netwarn") || p.visible("netinfo") {
+		t.Errorf("near desktop: warning %v, can't-check note %v; want neither", p.visible("netwarn"), p.visible("netinfo"))
+	}
+	p.shot("phone-confirm-same")
+
+	d = newDesktop(t, far, laptop)
+	p.do(chromedp.Navigate(d.cs.VerifyURL))
+	p.screen("confirm")
+	p.do(chromedp.WaitVisible(chromedp.ID("netwarn")))
+	if got := p.text("d-net"); got != "Different network from this phone" {
+		t.Errorf("far desktop: network %q", got)
+	}
+	if got := p.text("netwarn"); !strings.HasPrefix(got, "Different network") {
+		t.Errorf("far desktop: warning %q", got)
+	}
+	if p.visible("netinfo") {
+		t.Error("far desktop: the can't-check note is shown too")
+	}
+	if got := p.text("d-ip"); got != "198.51.100.4" {
+		t.Errorf("far desktop: IP %q", got)
+	}
+	p.onlyServer(srv.URL)
+}
+
+// TestPhoneOverHTTPS: over HTTPS the phone's cookie is
+// __Host-qrlogin_phone; the page, which never reads it, works the same and
+// every answer carries HSTS.
+func TestPhoneOverHTTPS(t *testing.T) {
+	p := newPhone(t, "en", chromedp.Flag("ignore-certificate-errors", true))
+	certFile, keyFile, pool := selfSigned(t)
+	srv := startServer(t, func(c *app.Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	if !strings.HasPrefix(srv.URL, "https://") {
+		t.Fatalf("server URL %s, want https", srv.URL)
+	}
+	desk := &client.Client{BaseURL: srv.URL, HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	d := newDesktop(t, desk, laptop)
+
+	p.do(chromedp.Navigate(d.cs.VerifyURL))
+	p.signIn("alice", alicePassword)
+	p.screen("confirm")
+	p.do(chromedp.Tap(chromedp.ID("b-confirm")))
+	p.result("Signed in")
+	if st := d.status(); st != api.StatusConfirmed {
+		t.Fatalf("desktop sees %q, want confirmed", st)
+	}
+	if got := p.eval(`document.cookie`); got != "" {
+		t.Errorf("page script can read cookies %q", got)
+	}
+	confirmURL := srv.URL + "/api/v1/login-sessions/" + d.cs.ID + "/confirm"
+	p.mu.Lock()
+	var sent string
+	for _, id := range p.ids[confirmURL] {
+		sent += p.cookies[id]
+	}
+	p.mu.Unlock()
+	if !strings.Contains(sent, "__Host-qrlogin_phone=") {
+		t.Errorf("confirm sent cookies %q, want __Host-qrlogin_phone", sent)
+	}
+	resp, err := desk.HTTPClient.Get(srv.URL + "/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("phone page Strict-Transport-Security %q", got)
+	}
+	p.onlyServer(srv.URL)
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "qrlogin test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// borderContrast is, for each element id, the contrast of its border with
+// its own fill and with the first background behind it (the smaller).
+const borderContrast = `(() => {
+  const rgb = (s) => s.match(/[\d.]+/g).slice(0, 3).map(Number);
+  const clear = (s) => s === 'transparent' || /^rgba\(.*,\s*0\)$/.test(s);
+  const lum = (c) => c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const cr = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+  const behind = (el) => { for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor; if (!clear(c)) return rgb(c); } return [255, 255, 255]; };
+  return ['u', 'p', 'c', 'b-cancel'].map((id) => {
+    const el = document.getElementById(id), st = getComputedStyle(el), b = rgb(st.borderTopColor);
+    const sides = [behind(el.parentElement)];
+    if (!clear(st.backgroundColor)) sides.push(rgb(st.backgroundColor));
+    return id + '=' + Math.min(...sides.map((s) => cr(b, s))).toFixed(2);
+  }).join(' ');
+})()`
+
+// TestBorderContrast: the borders of inputs and outlined buttons are at
+// least 3:1 against their fill and their background, light and dark
+// (WCAG 1.4.11).
+func TestBorderContrast(t *testing.T) {
+	p := newPhone(t, "en")
+	srv := startServer(t)
+	p.do(chromedp.Navigate(srv.URL + "/m"))
+	p.screen("signin")
+	for _, dark := range []bool{false, true} {
+		p.darkMode(dark)
+		got := p.eval(borderContrast)
+		for _, f := range strings.Fields(got) {
+			id, ratio, _ := strings.Cut(f, "=")
+			var r float64
+			if _, err := fmt.Sscan(ratio, &r); err != nil || r < 3 {
+				t.Errorf("dark %v: #%s border contrast %s, want at least 3:1", dark, id, ratio)
+			}
+		}
+		t.Logf("dark %v: %s", dark, got)
+	}
 }
 
 // TestPhoneSignInAndOut: a wrong password is refused on the form, and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -38,9 +39,16 @@ func (c *clock) Advance(d time.Duration) {
 
 // fakeServer is an in-memory qrlogin server behind the signin.API
 // interface: it keeps the session states and token rules of the real one,
-// without long-polls.
+// without long-polls. Its event streams send what changed and then end,
+// as a server (or a proxy) may end a stream at any time.
 type fakeServer struct {
 	now func() time.Time
+	// noEvents makes it a server older than event streams: /events is
+	// not found.
+	noEvents bool
+	// dropStream, when set, is how a stream with nothing more to send
+	// ends (under mu), instead of io.EOF.
+	dropStream func() error
 
 	mu        sync.Mutex
 	down      error // when set, every call fails with it, as a dead network would
@@ -135,6 +143,11 @@ func (s *fakeServer) SessionStatus(_ context.Context, id, pollToken string, _ ap
 	if err != nil {
 		return nil, err
 	}
+	return s.answer(id, pollToken)
+}
+
+// answer is a status answer, under s.mu.
+func (s *fakeServer) answer(id, pollToken string) (*api.SessionStatusResponse, error) {
 	fs, ok := s.sessions[id]
 	if !ok {
 		return nil, apiErr(http.StatusNotFound, api.ErrNotFound)
@@ -158,6 +171,70 @@ func (s *fakeServer) SessionStatus(_ context.Context, id, pollToken string, _ ap
 	}
 	return resp, nil
 }
+
+func (s *fakeServer) Events(_ context.Context, id, pollToken string) (signin.Events, error) {
+	err := s.enter("events")
+	defer s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if s.noEvents {
+		return nil, &client.Error{StatusCode: http.StatusNotFound, Code: api.ErrNotFound, Message: "No such endpoint."}
+	}
+	fs, ok := s.sessions[id]
+	switch {
+	case !ok:
+		return nil, apiErr(http.StatusNotFound, api.ErrNotFound)
+	case fs.poll != pollToken:
+		return nil, apiErr(http.StatusUnauthorized, api.ErrUnauthorized)
+	case fs.delivered:
+		return nil, apiErr(http.StatusGone, api.ErrConsumed)
+	}
+	return &fakeStream{s: s, id: id, poll: pollToken}, nil
+}
+
+// fakeStream is an event stream of the fake server.
+type fakeStream struct {
+	s        *fakeServer
+	id, poll string
+	sent     bool
+	last     api.Status
+	ended    bool
+}
+
+// Next sends the current status, unless it was sent already: then the
+// stream ends. A stream that lost the network (SetDown) fails.
+func (e *fakeStream) Next() (*api.SessionStatusResponse, error) {
+	err := e.s.enter("next")
+	defer e.s.mu.Unlock()
+	if err != nil {
+		e.ended = true
+		return nil, err
+	}
+	if e.ended {
+		return nil, io.EOF
+	}
+	fs := e.s.sessions[e.id]
+	if st := e.s.statusOf(fs); e.sent && st == e.last && !fs.delivered {
+		e.ended = true
+		if e.s.dropStream != nil {
+			return nil, e.s.dropStream()
+		}
+		return nil, io.EOF
+	}
+	resp, err := e.s.answer(e.id, e.poll)
+	if err != nil {
+		e.ended = true
+		return nil, err
+	}
+	e.sent, e.last = true, resp.Status
+	if resp.Status != api.StatusPending && resp.Status != api.StatusScanned {
+		e.ended = true
+	}
+	return resp, nil
+}
+
+func (e *fakeStream) Close() error { return nil }
 
 func (s *fakeServer) issue() api.Tokens {
 	s.n++
@@ -255,7 +332,7 @@ func (s *fakeServer) RevokeAll() {
 }
 
 var _ signin.API = (*fakeServer)(nil)
-var _ signin.API = (*client.Client)(nil)
+var _ signin.API = signin.Client{Client: (*client.Client)(nil)}
 var _ signin.TokenStore = (*tokenstore.Store)(nil)
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -30,9 +30,20 @@ func newRealHarness(t *testing.T, opts ...func(*signin.Config)) *realHarness {
 	r.user = srv.AddUser(t, "alice", "Alice Example", "correct horse battery")
 	r.token = srv.Login(t, "alice", "correct horse battery")
 	h.cfg.Server = srv.URL
-	h.cfg.API = client.New(srv.URL)
+	h.cfg.API = signin.Client{Client: client.New(srv.URL)}
 	h.restart()
 	return r
+}
+
+// waitHeld waits until the server holds n waits (the flow's stream).
+func (r *realHarness) waitHeld(n int) {
+	r.t.Helper()
+	for i := 0; r.srv.App.Waiters() != n; i++ {
+		if i > 2000 {
+			r.t.Fatalf("the server holds %d waits after 10s, want %d", r.srv.App.Waiters(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (r *realHarness) scan(id string) {
@@ -59,14 +70,15 @@ func TestRealServerSignInRefreshSignOut(t *testing.T) {
 		t.Errorf("user code %q, want XXXX-XXXX", st.Code.UserCode)
 	}
 
-	// The long-poll is woken by the scan, not by its 30s wait running out.
+	// The event stream is woken by the scan.
 	done := make(chan time.Duration, 1)
 	go func() { done <- r.step() }()
+	r.waitHeld(1)
 	r.scan(st.Code.ID)
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		t.Fatal("the long-poll did not wake on scan")
+		t.Fatal("the event stream did not wake on scan")
 	}
 	if st := r.want(signin.Scanned); st.ScannedBy != "Alice Example" {
 		t.Errorf("scanned by %q", st.ScannedBy)
@@ -77,7 +89,7 @@ func TestRealServerSignInRefreshSignOut(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		t.Fatal("the long-poll did not wake on confirm")
+		t.Fatal("the event stream did not wake on confirm")
 	}
 	st = r.want(signin.SignedIn)
 	if st.Account.User != r.user {
@@ -254,5 +266,47 @@ func TestRealServerRevokedElsewhere(t *testing.T) {
 	}
 	if r.tokens.Len() != 0 {
 		t.Errorf("the revoked sign-in is still saved")
+	}
+}
+
+// Asking for a new code while the flow waits on the stream acts at once.
+func TestRealServerNewCodeWhileWaiting(t *testing.T) {
+	codes := make(chan signin.State, 4)
+	r := newRealHarness(t)
+	r.cfg.OnChange = func(s signin.State) {
+		if s.Phase == signin.Waiting {
+			codes <- s
+		}
+	}
+	r.restart()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		r.flow.Run(ctx)
+		close(done)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	next := func() signin.State {
+		select {
+		case st := <-codes:
+			return st
+		case <-time.After(10 * time.Second):
+			t.Fatal("no new code within 10s")
+			return signin.State{}
+		}
+	}
+	first := next()
+	r.waitHeld(1)
+	r.flow.NewCode()
+	second := next()
+	if second.Code.ID == first.Code.ID {
+		t.Fatalf("the same code again")
+	}
+	info, err := r.phone.SessionInfo(context.Background(), r.token, first.Code.ID)
+	if err != nil || info.Status != api.StatusCancelled {
+		t.Fatalf("the replaced code: %+v, %v; want cancelled", info, err)
 	}
 }

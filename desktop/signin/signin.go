@@ -1,6 +1,7 @@
 // Package signin owns the desktop's sign-in flow, without any UI: get a QR
-// code from the server, wait for the phone by long-poll, keep the user
-// signed in by refreshing tokens, and sign out.
+// code from the server, wait for the phone on the session's event stream
+// (or by long-poll, on a server without one), keep the user signed in by
+// refreshing tokens, and sign out.
 //
 // A Flow is driven by Step, which does one unit of work (usually one HTTP
 // request) and says how long to wait before the next; Run loops Step on a
@@ -14,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -25,15 +27,36 @@ import (
 	"github.com/qrlogin/qrlogin/shared/client"
 )
 
-// API is the part of the qrlogin client the flow uses; *client.Client
-// satisfies it. Errors from the server are *client.Error.
+// API is the part of the qrlogin client the flow uses; Client adapts a
+// *client.Client to it. Errors from the server are *client.Error.
 type API interface {
 	CreateSession(ctx context.Context, req api.CreateSessionRequest) (*api.CreateSessionResponse, error)
+	// Events opens the session's event stream; it ends when ctx does.
+	Events(ctx context.Context, id, pollToken string) (Events, error)
 	SessionStatus(ctx context.Context, id, pollToken string, after api.Status, wait time.Duration) (*api.SessionStatusResponse, error)
 	WithdrawSession(ctx context.Context, id, pollToken string) error
 	Refresh(ctx context.Context, refreshToken string) (*api.LoginResponse, error)
 	Logout(ctx context.Context, accessToken, refreshToken string) error
 	Me(ctx context.Context, accessToken string) (*api.Me, error)
+}
+
+// Events is an open event stream of a login session (*client.EventStream).
+// Next returns io.EOF once the server ended the stream.
+type Events interface {
+	Next() (*api.SessionStatusResponse, error)
+	Close() error
+}
+
+// Client adapts a *client.Client to API.
+type Client struct{ *client.Client }
+
+// Events opens the session's event stream.
+func (c Client) Events(ctx context.Context, id, pollToken string) (Events, error) {
+	es, err := c.Client.Events(ctx, id, pollToken)
+	if err != nil {
+		return nil, err
+	}
+	return es, nil
 }
 
 // TokenStore keeps the saved sign-in per server; *tokenstore.Store
@@ -130,7 +153,8 @@ type Config struct {
 	// MaxRenewals is how many expired codes are replaced automatically in
 	// a row while nobody scans; 0 means 3.
 	MaxRenewals int
-	// PollWait is the long-poll wait; 0 means api.MaxWait seconds.
+	// PollWait is the long-poll wait (on a server without event
+	// streams); 0 means api.MaxWait seconds.
 	PollWait time.Duration
 	// RequestTimeout bounds each request beyond its long-poll wait; 0
 	// means 15 seconds.
@@ -192,6 +216,10 @@ type Flow struct {
 	renewals  int        // codes replaced in a row without a scan
 	failures  int        // errors in a row
 	retryAt   time.Time  // backoff: no request before this
+	longPoll  bool       // the server has no event streams
+	events    Events     // open stream of session, or nil
+	eventsCtx context.Context
+	eventsAt  time.Time // when events was opened
 
 	mu        sync.Mutex
 	published State
@@ -199,6 +227,7 @@ type Flow struct {
 	signOut   bool
 	retry     bool
 	wake      chan struct{}
+	interrupt context.CancelFunc // ends the open stream's wait
 }
 
 // New returns a Flow that starts by trying the saved sign-in.
@@ -251,7 +280,15 @@ func (f *Flow) State() State {
 
 // NewCode asks for a fresh QR code (after a cancel or the renewal limit,
 // or to replace the current one).
-func (f *Flow) NewCode() { f.act(func() { f.newCode = true }) }
+func (f *Flow) NewCode() {
+	f.act(func() {
+		f.newCode = true
+		// The flow may be waiting on the stream; it acts on this at once.
+		if f.interrupt != nil {
+			f.interrupt()
+		}
+	})
+}
 
 // SignOut revokes the sign-in on the server, forgets it here and shows a
 // new code.
@@ -284,6 +321,7 @@ func (f *Flow) takeActions() actions {
 // for the phone, so that closing the app leaves nothing to confirm.
 func (f *Flow) Run(ctx context.Context) {
 	defer f.withdraw()
+	defer f.closeEvents()
 	for ctx.Err() == nil {
 		d := f.Step(ctx)
 		if d == 0 {
@@ -318,6 +356,9 @@ func (f *Flow) Step(ctx context.Context) time.Duration {
 		f.renewals, f.failures, f.retryAt = 0, 0, time.Time{}
 		f.st.Notice, f.st.Problem = "", nil
 		f.stage = stageCreate
+	}
+	if f.stage != stagePoll {
+		f.closeEvents()
 	}
 	if f.stage != stageIdle && !a.retry && now.Before(f.retryAt) {
 		return f.retryAt.Sub(now)
@@ -396,6 +437,9 @@ func (f *Flow) create(ctx context.Context) time.Duration {
 }
 
 func (f *Flow) poll(ctx context.Context) time.Duration {
+	if !f.longPoll {
+		return f.stream(ctx)
+	}
 	// Wake up around expiry rather than a whole long-poll later.
 	wait := f.cfg.PollWait
 	if left := f.st.Code.ExpiresAt.Sub(f.cfg.Now()) + time.Second; left < wait {
@@ -409,34 +453,163 @@ func (f *Flow) poll(ctx context.Context) time.Duration {
 		if ctx.Err() != nil {
 			return 0
 		}
-		var ce *client.Error
-		switch {
-		case client.IsCode(err, api.ErrExpired):
-			return f.expired()
-		case errors.As(err, &ce) && (ce.StatusCode == http.StatusTooManyRequests || ce.StatusCode >= 500):
-			return f.fail(err)
-		case errors.As(err, &ce):
-			// consumed (the answer with our tokens was lost), not found
-			// (swept) or refused: this code cannot sign us in any more.
-			f.log.Warn("sign-in code stopped working", "session", f.session.ID, "err", err)
-			f.ok()
-			f.session = nil
-			f.st.Notice = "That code stopped working, so here is a new one."
-			return f.renew()
-		default:
-			return f.fail(err)
-		}
+		return f.pollFailed(err)
 	}
 	f.ok()
 	if resp.Status == f.last && (resp.Status == api.StatusPending || resp.Status == api.StatusScanned) {
 		// Nothing changed. A server (or proxy) that does not hold the
 		// request gets polled at its interval, not in a busy loop.
-		interval := time.Duration(max(f.session.Interval, 1)) * time.Second
-		if elapsed := f.cfg.Now().Sub(start); elapsed < interval {
-			return interval - elapsed
+		return f.untilInterval(start)
+	}
+	return f.report(resp)
+}
+
+// untilInterval is what is left of the session's polling interval since
+// start: a wait that came back early is not repeated in a busy loop.
+func (f *Flow) untilInterval(start time.Time) time.Duration {
+	interval := time.Duration(max(f.session.Interval, 1)) * time.Second
+	if elapsed := f.cfg.Now().Sub(start); elapsed < interval {
+		return interval - elapsed
+	}
+	return 0
+}
+
+// stream waits on the session's event stream, opening it when needed,
+// until the status changes.
+func (f *Flow) stream(ctx context.Context) time.Duration {
+	if f.events == nil {
+		if d, ok := f.openEvents(ctx); !ok {
+			return d
 		}
+	}
+	for {
+		resp, err := f.events.Next()
+		if err != nil {
+			return f.streamEnded(ctx, err)
+		}
+		f.ok()
+		if resp.Status == f.last && resp.Tokens == nil {
+			continue // the first event after connecting again
+		}
+		d := f.report(resp)
+		if f.stage != stagePoll {
+			f.closeEvents()
+		}
+		return d
+	}
+}
+
+func (f *Flow) openEvents(ctx context.Context) (time.Duration, bool) {
+	sctx, cancel := context.WithCancel(ctx)
+	f.mu.Lock()
+	f.interrupt = cancel
+	f.mu.Unlock()
+	es, err := f.cfg.API.Events(sctx, f.session.ID, f.session.PollToken)
+	if err != nil {
+		interrupted := sctx.Err() != nil
+		f.dropInterrupt()
+		switch {
+		case ctx.Err() != nil || interrupted:
+			return 0, false
+		case client.IsCode(err, api.ErrNotFound):
+			return f.eventsMissing(ctx), false
+		}
+		return f.pollFailed(err), false
+	}
+	f.events, f.eventsCtx, f.eventsAt = es, sctx, f.cfg.Now()
+	f.log.Debug("waiting on the event stream", "session", f.session.ID)
+	return 0, true
+}
+
+// eventsMissing follows a 404 for the event stream: either the session is
+// gone, or the server is older than event streams and is long-polled from
+// now on.
+func (f *Flow) eventsMissing(ctx context.Context) time.Duration {
+	rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := f.cfg.API.SessionStatus(rctx, f.session.ID, f.session.PollToken, "", 0)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0
+		}
+		return f.pollFailed(err)
+	}
+	f.log.Info("the server has no event streams; long-polling instead")
+	f.longPoll = true
+	f.ok()
+	if resp.Status == f.last && resp.Tokens == nil {
 		return 0
 	}
+	return f.report(resp)
+}
+
+// streamEnded handles the end of the event stream before the session's.
+func (f *Flow) streamEnded(ctx context.Context, err error) time.Duration {
+	interrupted := f.eventsCtx.Err() != nil
+	opened := f.eventsAt
+	f.closeEvents()
+	var ce *client.Error
+	switch {
+	case ctx.Err() != nil || interrupted:
+		return 0
+	case errors.Is(err, io.EOF):
+		// The server ended it early (it shut down, a newer wait took
+		// over, a proxy's timeout): connect again, at most once per
+		// polling interval.
+		return f.untilInterval(opened)
+	case errors.As(err, &ce):
+		return f.pollFailed(err)
+	case f.cfg.Now().Sub(opened) >= time.Duration(max(f.session.Interval, 1))*time.Second:
+		// A stream that had been up a while dropped: connect again at
+		// once; if that fails, the backoff takes over.
+		f.log.Info("event stream dropped; connecting again", "session", f.session.ID, "err", err)
+		return 0
+	default:
+		return f.fail(err)
+	}
+}
+
+func (f *Flow) dropInterrupt() {
+	f.mu.Lock()
+	if f.interrupt != nil {
+		f.interrupt()
+		f.interrupt = nil
+	}
+	f.mu.Unlock()
+}
+
+// closeEvents closes the open event stream, if any.
+func (f *Flow) closeEvents() {
+	f.dropInterrupt()
+	if f.events != nil {
+		_ = f.events.Close()
+		f.events, f.eventsCtx = nil, nil
+	}
+}
+
+// pollFailed handles an error from a status request or the event stream.
+func (f *Flow) pollFailed(err error) time.Duration {
+	var ce *client.Error
+	switch {
+	case client.IsCode(err, api.ErrExpired):
+		return f.expired()
+	case errors.As(err, &ce) && (ce.StatusCode == http.StatusTooManyRequests || ce.StatusCode >= 500):
+		return f.fail(err)
+	case errors.As(err, &ce):
+		// consumed (the answer with our tokens was lost), not found
+		// (swept) or refused: this code cannot sign us in any more.
+		f.log.Warn("sign-in code stopped working", "session", f.session.ID, "err", err)
+		f.ok()
+		f.session = nil
+		f.st.Notice = "That code stopped working, so here is a new one."
+		return f.renew()
+	default:
+		return f.fail(err)
+	}
+}
+
+// report shows a status of the session that differs from the last one.
+func (f *Flow) report(resp *api.SessionStatusResponse) time.Duration {
 	f.last = resp.Status
 	switch resp.Status {
 	case api.StatusPending:
@@ -699,6 +872,7 @@ func (f *Flow) withdraw() {
 }
 
 func (f *Flow) withdrawCtx(ctx context.Context) {
+	f.closeEvents()
 	if f.session == nil || (f.last != api.StatusPending && f.last != api.StatusScanned) {
 		return
 	}

@@ -265,17 +265,23 @@ func TestExpiredCodesRenewAtMostMaxRenewals(t *testing.T) {
 	}
 }
 
+// On a server without event streams the flow long-polls.
 func TestPollWaitEndsAtExpiry(t *testing.T) {
 	var waits []time.Duration
 	h := newHarness(t)
+	h.srv.noEvents = true
 	h.cfg.API = waitRecorder{h.srv, &waits}
 	h.restart()
 	h.stepTo(signin.Waiting)
+	h.step() // no stream: a status check tells an old server from a lost code
 	h.step()
 	h.clock.Advance(time.Minute + 50*time.Second)
 	h.step()
-	if len(waits) != 2 || waits[0] != 30*time.Second || waits[1] != 11*time.Second {
-		t.Errorf("long-poll waits = %v, want [30s 11s]", waits)
+	if len(waits) != 3 || waits[0] != 0 || waits[1] != 30*time.Second || waits[2] != 11*time.Second {
+		t.Errorf("long-poll waits = %v, want [0s 30s 11s]", waits)
+	}
+	if n := h.srv.Calls("events"); n != 1 {
+		t.Errorf("asked for the event stream %d times, want once", n)
 	}
 }
 
@@ -626,4 +632,100 @@ func equal(a, b []time.Duration) bool {
 		}
 	}
 	return true
+}
+
+func TestWaitsOnEventStream(t *testing.T) {
+	h := newHarness(t)
+	h.signIn()
+	if n := h.srv.Calls("status"); n != 0 {
+		t.Errorf("%d status requests; the flow should wait on the event stream", n)
+	}
+	if n := h.srv.Calls("events"); n == 0 {
+		t.Errorf("the event stream was never opened")
+	}
+}
+
+func TestOldServerIsLongPolled(t *testing.T) {
+	h := newHarness(t)
+	h.srv.noEvents = true
+	h.signIn()
+	h.settle()
+	// A later code is long-polled at once, without asking for a stream.
+	h.flow.SignOut()
+	st := h.stepTo(signin.Waiting)
+	h.srv.phone(t, st.Code.ID, api.StatusScanned, "Alice Example")
+	h.step()
+	h.want(signin.Scanned)
+	if n := h.srv.Calls("events"); n != 1 {
+		t.Errorf("asked for the event stream %d times, want once", n)
+	}
+	if n := h.srv.Calls("status"); n < 3 {
+		t.Errorf("%d status requests; want the long-poll", n)
+	}
+}
+
+// A 404 for the stream of a session the server no longer has is a lost
+// code, not an old server.
+func TestStreamOfLostSession(t *testing.T) {
+	h := newHarness(t)
+	code := h.stepTo(signin.Waiting).Code
+	h.srv.mu.Lock()
+	delete(h.srv.sessions, code.ID)
+	h.srv.mu.Unlock()
+	h.step() // 404 for the stream and the status: lost
+	h.step() // a new code
+	st := h.want(signin.Waiting)
+	if st.Code.ID == code.ID || st.Notice == "" {
+		t.Fatalf("state = %+v, want a new code and a notice", st)
+	}
+	h.srv.phone(t, st.Code.ID, api.StatusScanned, "Alice Example")
+	h.step()
+	h.want(signin.Scanned)
+	if n := h.srv.Calls("status"); n != 1 {
+		t.Errorf("%d status requests, want 1 (telling a lost code from an old server)", n)
+	}
+}
+
+func TestDroppedStreamReconnects(t *testing.T) {
+	t.Run("after a while: at once", func(t *testing.T) {
+		h := newHarness(t)
+		h.stepTo(signin.Waiting)
+		h.srv.dropStream = func() error {
+			h.clock.Advance(time.Minute) // the stream was up a minute
+			return errNetwork
+		}
+		if d := h.step(); d != 0 {
+			t.Errorf("step after the drop returned %v, want 0 (connect again at once)", d)
+		}
+		if st := h.want(signin.Waiting); st.Problem != nil {
+			t.Errorf("problem shown for a dropped stream: %+v", st.Problem)
+		}
+		opened := h.srv.Calls("events")
+		h.srv.dropStream = nil
+		h.step()
+		if n := h.srv.Calls("events"); n != opened+1 {
+			t.Errorf("stream opened %d times after the drop, want once", n-opened)
+		}
+	})
+	t.Run("at once: backoff", func(t *testing.T) {
+		h := newHarness(t)
+		h.stepTo(signin.Waiting)
+		h.srv.dropStream = func() error { return errNetwork }
+		if d := h.step(); d != time.Second {
+			t.Errorf("step after the drop returned %v, want the 1s backoff", d)
+		}
+		if st := h.want(signin.Waiting); st.Problem == nil {
+			t.Errorf("no problem shown for a stream that keeps dropping")
+		}
+	})
+	t.Run("ended by the server: once per interval", func(t *testing.T) {
+		h := newHarness(t)
+		h.stepTo(signin.Waiting)
+		if d := h.step(); d != 2*time.Second {
+			t.Errorf("step after the stream ended returned %v, want the 2s interval", d)
+		}
+		if st := h.want(signin.Waiting); st.Problem != nil {
+			t.Errorf("problem shown: %+v", st.Problem)
+		}
+	})
 }

@@ -99,7 +99,7 @@ func New(fa fyne.App, cfg Config) *App {
 		cfg.NewAPI = func(server string) signin.API {
 			c := client.New(server)
 			c.UserAgent = ua
-			return c
+			return signin.Client{Client: c}
 		}
 	}
 	a := &App{cfg: cfg, fyne: fa, log: cfg.Logger}

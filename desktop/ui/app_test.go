@@ -64,7 +64,7 @@ func TestWindowWithRealFlow(t *testing.T) {
 	v.cfg.Now = time.Now
 	f := signin.New(signin.Config{
 		Server:   srv.URL,
-		API:      client.New(srv.URL),
+		API:      signin.Client{Client: client.New(srv.URL)},
 		Tokens:   &tokenstore.Memory{},
 		Device:   api.CreateSessionRequest{DeviceName: "workstation", Platform: "Linux amd64"},
 		OnChange: v.Render,

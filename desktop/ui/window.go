@@ -25,6 +25,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/qrlogin/qrlogin/desktop/signin"
+	"github.com/qrlogin/qrlogin/shared/client"
 )
 
 // Controller is what the window asks of the sign-in flow; *signin.Flow
@@ -67,6 +68,7 @@ type Window struct {
 	state signin.State
 
 	settings      *widget.Button
+	unencrypted   *fyne.Container // "Not encrypted": the server URL is http:// off this machine
 	storageBanner *fyne.Container
 	storageNotice *widget.Label
 	dismissNotice *widget.Button
@@ -139,7 +141,12 @@ func NewWindow(w fyne.Window, cfg WindowConfig) *Window {
 		logo.SetMinSize(fyne.NewSquareSize(28))
 		headerItems = append(headerItems, logo)
 	}
-	headerItems = append(headerItems, appName, layout.NewSpacer(), v.settings)
+	notEncrypted := widget.NewLabel("Not encrypted")
+	notEncrypted.Importance = widget.WarningImportance
+	notEncrypted.SizeName = theme.SizeNameCaptionText
+	v.unencrypted = container.NewHBox(widget.NewIcon(theme.WarningIcon()), notEncrypted)
+	v.unencrypted.Hide()
+	headerItems = append(headerItems, appName, layout.NewSpacer(), v.unencrypted, v.settings)
 	header := container.NewVBox(container.NewHBox(headerItems...), widget.NewSeparator())
 
 	v.storageNotice = widget.NewLabel("")
@@ -320,6 +327,9 @@ func (v *Window) buildAccount() {
 // Render shows st. It must run on the Fyne goroutine.
 func (v *Window) Render(st signin.State) {
 	v.state = st
+	// Passwords are typed on the phone, but the tokens this app receives
+	// cross the network in the clear too.
+	showIf(v.unencrypted, client.Unencrypted(st.Server))
 	if st.Phase == signin.SignedIn && st.Account != nil {
 		v.win.SetTitle("qrlogin — " + st.Account.User.DisplayName)
 		v.login.Hide()

@@ -414,3 +414,41 @@ func TestHelpers(t *testing.T) {
 		}
 	}
 }
+
+// TestUnencryptedMarker: the header says "Not encrypted" when the server
+// is reached over http:// off this machine, signed in or not.
+func TestUnencryptedMarker(t *testing.T) {
+	v, _, _, w := newTestWindow(t)
+	for _, tt := range []struct {
+		server string
+		shown  bool
+	}{
+		{"http://192.168.1.20:8080", true},
+		{"http://login.example.com", true},
+		{"http://127.0.0.1:8080", false},
+		{"http://[::1]:8080", false},
+		{"http://localhost:8080", false},
+		{"https://login.example.com", false},
+		{"https://192.168.1.20:8443", false},
+	} {
+		for _, st := range []signin.State{
+			{Phase: signin.Waiting, Server: tt.server, Code: code("s1")},
+			{Phase: signin.SignedIn, Server: tt.server, Account: account},
+		} {
+			v.Render(st)
+			if got := visible(w, v.unencrypted); got != tt.shown {
+				t.Errorf("%s, %v: marker shown %v, want %v", tt.server, st.Phase, got, tt.shown)
+			}
+		}
+	}
+	v.Render(signin.State{Phase: signin.Waiting, Server: "http://192.168.1.20:8080", Code: code("s1")})
+	found := false
+	walkVisible(w.Canvas().Content(), func(o fyne.CanvasObject) {
+		if l, ok := o.(*widget.Label); ok && l.Text == "Not encrypted" {
+			found = true
+		}
+	})
+	if !found {
+		t.Error(`no visible "Not encrypted" label`)
+	}
+}

@@ -13,7 +13,11 @@
       codeTitle: 'Enter the code', codeLead: 'Type the 8-letter code shown on your computer.', code: 'Code',
       continue: 'Continue', badCode: 'The code has 8 letters, like BCDF-GHJK.',
       noCode: 'No sign-in request has this code. Check the code on your computer; it may have expired.',
-      confirmTitle: 'Sign in on this computer?', computer: 'Computer', platform: 'System', app: 'App',
+      confirmTitle: 'Sign in on this computer?', computer: 'Name', platform: 'System', app: 'App',
+      reportedTitle: 'Reported by the computer', unverified: 'Not verified', seenTitle: 'Seen by the server',
+      network: 'Network', netSame: 'Same network as this phone', netDifferent: 'Different network from this phone',
+      netUnknown: "Can't check the network",
+      netUnknownBody: "The server can't tell whether this computer is on your phone's network.",
       ip: 'IP address', asked: 'Requested', agoNow: 'just now', agoS: '{n} seconds ago', agoM1: '1 minute ago',
       agoM: '{n} minutes ago', unknownDevice: 'Unknown computer', signingAs: 'You are signing in as {name}.',
       confirmWarn: 'Confirm only if you are the one signing in on that computer right now. If someone sent you this link or code, tap Cancel.',
@@ -29,6 +33,7 @@
       enterCode: 'Enter a code instead', errorTitle: 'Something went wrong', waitTitle: 'Please wait', retry: 'Try again',
       netErr: 'Cannot reach the server. Check your connection and try again.',
       rateLimited: 'Too many attempts. Please wait {n} seconds and try again.',
+      rateLimited1: 'Too many attempts. Please wait 1 second and try again.',
       unavailable: 'The server is busy. Please try again in a moment.', oops: 'Something unexpected happened. Please try again.',
       signedInAs: 'Signed in as {name}.', notYou: 'Not you?', signout: 'Sign out',
     },
@@ -40,7 +45,11 @@
       codeTitle: '输入代码', codeLead: '请输入电脑上显示的 8 位字母代码。', code: '代码',
       continue: '继续', badCode: '代码由 8 个字母组成，例如 BCDF-GHJK。',
       noCode: '没有与此代码对应的登录请求。请核对电脑上显示的代码，它可能已过期。',
-      confirmTitle: '要在这台电脑上登录吗？', computer: '电脑', platform: '系统', app: '应用',
+      confirmTitle: '要在这台电脑上登录吗？', computer: '名称', platform: '系统', app: '应用',
+      reportedTitle: '电脑自报的信息', unverified: '未经验证', seenTitle: '服务器看到的信息',
+      network: '网络', netSame: '与这部手机在同一网络', netDifferent: '与这部手机不在同一网络',
+      netUnknown: '无法检查网络',
+      netUnknownBody: '服务器无法判断这台电脑是否与你的手机在同一网络。',
       ip: 'IP 地址', asked: '请求时间', agoNow: '刚刚', agoS: '{n} 秒前', agoM1: '1 分钟前',
       agoM: '{n} 分钟前', unknownDevice: '未知电脑', signingAs: '你将以 {name} 的身份登录。',
       confirmWarn: '只有当你本人此刻正在那台电脑上登录时才确认。如果这个链接或代码是别人发给你的，请点“取消”。',
@@ -56,6 +65,7 @@
       enterCode: '改为输入代码', errorTitle: '出错了', waitTitle: '请稍候', retry: '重试',
       netErr: '无法连接服务器。请检查网络后重试。',
       rateLimited: '尝试次数过多。请等待 {n} 秒后再试。',
+      rateLimited1: '尝试次数过多。请等待 1 秒后再试。',
       unavailable: '服务器繁忙，请稍后再试。', oops: '发生意外错误，请重试。',
       signedInAs: '当前账号：{name}。', notYou: '不是你？', signout: '退出登录',
     },
@@ -173,7 +183,12 @@
     $('d-platform').textContent = d.platform || '—';
     $('d-app').textContent = d.app_name || '—';
     $('d-ip').textContent = d.ip || '—';
-    $('netwarn').hidden = S.info.same_network === true;
+    // Anything but same/different is "can't check".
+    const net = S.info.network === 'same' || S.info.network === 'different' ? S.info.network : 'unknown';
+    $('netwarn').hidden = net !== 'different';
+    $('netinfo').hidden = net !== 'unknown';
+    $('d-net').textContent = t({ same: 'netSame', different: 'netDifferent', unknown: 'netUnknown' }[net]);
+    $('d-net').className = net === 'different' ? 'bad' : '';
     fill($('as'), 'signingAs', { name: name(S.user) }, true);
     tick();
   }
@@ -182,7 +197,7 @@
     const [cls, icon, action] = R[S.result];
     $('r-icon').className = 'big ' + cls;
     $('r-use').setAttribute('href', '#' + icon);
-    $('r-title').textContent = t(S.msg && S.msg.k === 'rateLimited' ? 'waitTitle' : S.result + 'Title');
+    $('r-title').textContent = t(S.msg && S.msg.k.startsWith('rateLimited') ? 'waitTitle' : S.result + 'Title');
     if (S.result === 'error') fill($('r-body'), S.msg.k, S.msg);
     else fill($('r-body'), S.result + 'Body', { device: (S.info && S.info.device && S.info.device.name) || t('unknownDevice') }, true);
     $('r-action').hidden = !action;
@@ -229,7 +244,7 @@
   function failed(r, where) {
     const msg =
       r.status === 0 ? { k: 'netErr' }
-        : r.status === 429 ? { k: 'rateLimited', n: r.retry || 30 }
+        : r.status === 429 ? { k: r.retry === 1 ? 'rateLimited1' : 'rateLimited', n: r.retry || 30 }
           : r.status === 503 ? { k: 'unavailable' } : { k: 'oops' };
     if (!where) return result('error', msg);
     S.err[where] = msg;

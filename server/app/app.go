@@ -26,12 +26,12 @@ import (
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/oauth"
-	"github.com/qrlogin/qrlogin/server/park"
 	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
+	"github.com/qrlogin/qrlogin/shared/client"
 )
 
 // Config is everything a server can be told. Fill it from DefaultConfig.
@@ -52,6 +52,9 @@ type Config struct {
 	LimitLogin  int
 	LimitCreate int
 	LimitLookup int
+	// MaxWaiters caps the waits (long-polls and event streams) held at
+	// once; more are answered 503.
+	MaxWaiters int
 	// HashConcurrency bounds how many password hashes run at once (each
 	// takes about 19 MiB).
 	HashConcurrency int
@@ -86,6 +89,7 @@ func DefaultConfig() Config {
 		LimitCreate:     30,
 		LimitLookup:     20,
 		HashConcurrency: 4,
+		MaxWaiters:      httpapi.DefaultMaxWaiters,
 		PasswordParams:  auth.DefaultParams(),
 		SweepInterval:   time.Minute,
 		KeyReload:       time.Minute,
@@ -122,6 +126,9 @@ func (c Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key: give both or neither"))
 	}
+	if c.TLSCert != "" && strings.HasPrefix(strings.ToLower(c.PublicURL), "http://") {
+		errs = append(errs, fmt.Errorf("public-url %q: the server serves HTTPS (--tls-cert), so the URL must be https://", c.PublicURL))
+	}
 	for _, p := range c.TrustedProxies {
 		if net.ParseIP(p) == nil {
 			if _, _, err := net.ParseCIDR(p); err != nil {
@@ -136,6 +143,9 @@ func (c Config) Validate() error {
 	}
 	if c.HashConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("hash-concurrency: %d must be at least 1", c.HashConcurrency))
+	}
+	if c.MaxWaiters < 1 {
+		errs = append(errs, fmt.Errorf("max-waiters: %d must be at least 1", c.MaxWaiters))
 	}
 	if c.SweepInterval <= 0 {
 		errs = append(errs, fmt.Errorf("sweep-interval: %v must be positive", c.SweepInterval))
@@ -159,7 +169,7 @@ type App struct {
 	keys     *keyRing
 	api      *httpapi.Server
 	ln       net.Listener
-	park     *park.Listener // what srv serves: ln, behind TLS when on
+	served   net.Listener // what srv serves: ln, behind TLS when on
 	srv      *http.Server
 	url      string
 }
@@ -227,21 +237,24 @@ func (a *App) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	served := a.ln
+	if client.Unencrypted(a.url) {
+		a.log.Warn("passwords and tokens cross the network unencrypted: serve HTTPS with --tls-cert and --tls-key, "+
+			"or put a TLS proxy in front and set --public-url https://...", "public_url", a.url)
+	}
+	a.served = a.ln
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
 			return fmt.Errorf("load TLS certificate: %w", err)
 		}
-		// HTTP/1.1 only: a waiting desktop's connection is parked, which
-		// HTTP/2's shared connections do not allow.
-		served = tls.NewListener(a.ln, &tls.Config{
+		// HTTP/2 carries many waiting desktops behind one proxy
+		// connection; HTTP/1.1 stays for everyone else.
+		a.served = tls.NewListener(a.ln, &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"http/1.1"},
+			NextProtos:   []string{"h2", "http/1.1"},
 		})
 	}
-	a.park = park.NewListener(served)
 
 	minute := func(n int) httpapi.Limiter {
 		if n == 0 {
@@ -265,6 +278,7 @@ func (a *App) init(ctx context.Context) error {
 		RefreshMaxAge:  cfg.RefreshMaxAge,
 		TrustedProxies: cfg.TrustedProxies,
 		SecureCookies:  cfg.TLSCert != "",
+		MaxWaiters:     cfg.MaxWaiters,
 		Now:            cfg.Now,
 	}, httpapi.Deps{
 		Store:    a.store,
@@ -273,25 +287,22 @@ func (a *App) init(ctx context.Context) error {
 		Hub:      a.hub,
 		Limits: httpapi.Limits{
 			Login:     minute(cfg.LimitLogin),
-			LoginUser: minute(cfg.LimitLogin),
+			LoginUser: ratelimit.New(cfg.LimitLogin, max(3, cfg.LimitLogin/5), cfg.Now), // failures only; 0: off
 			Create:    createLimit,
 			Lookup:    minute(cfg.LimitLookup),
 		},
-		Log:    a.log,
-		Parker: a.park,
-		OAuth:  oauthHandler,
+		Log:   a.log,
+		OAuth: oauthHandler,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP API: %w", err)
 	}
-	// A desktop polls again as soon as it is answered: serve that poll on
-	// the connection at once rather than through a new net/http goroutine.
-	a.park.ServeDirect(park.Direct{Handler: a.api.Handler(), Match: httpapi.IsStatusPoll, Log: a.log})
 	a.srv = &http.Server{
 		Handler:           a.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		// Long-polls clear their own write deadline; this bounds the rest.
+		// Held waits set their own read and write deadlines; these bound
+		// the rest.
 		WriteTimeout:   30 * time.Second,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 16 << 10,
@@ -358,11 +369,9 @@ func (a *App) Addr() net.Addr { return a.ln.Addr() }
 // Store is the server's store.
 func (a *App) Store() store.Store { return a.store }
 
-// Waiters is how many long-polls the server is holding right now.
+// Waiters is how many waits (long-polls and event streams) the server is
+// holding right now.
 func (a *App) Waiters() int { return a.api.Waiting() }
-
-// Parked is how many of them wait on a parked connection.
-func (a *App) Parked() int { return a.park.Parked() }
 
 // Accounts is the server's account service.
 func (a *App) Accounts() *account.Service { return a.accounts }
@@ -388,7 +397,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- a.srv.Serve(a.park) }()
+	go func() { errc <- a.srv.Serve(a.served) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -399,11 +408,6 @@ func (a *App) Serve(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	// Parked polls are not the http.Server's to wait for; they answer
-	// (and use the store) until here.
-	if err := a.park.Wait(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -424,7 +428,7 @@ type sessionListener interface {
 
 // Close releases the listener and store of an App that was never served.
 func (a *App) Close() error {
-	a.park.Close() // and the listener under it
+	a.served.Close() // and the listener under it
 	return a.store.Close()
 }
 

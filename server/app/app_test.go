@@ -9,7 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -42,6 +42,9 @@ func TestValidate(t *testing.T) {
 		{"zero ttl", func(c *app.Config) { c.SessionTTL = 0 }, []string{"session-ttl"}},
 		{"long ttl", func(c *app.Config) { c.SessionTTL = 2 * time.Hour }, []string{"session-ttl"}},
 		{"cert without key", func(c *app.Config) { c.TLSCert = "x.pem" }, []string{"tls-cert"}},
+		{"TLS with an http public url", func(c *app.Config) {
+			c.TLSCert, c.TLSKey, c.PublicURL = "x.pem", "x.key", "http://login.example.test"
+		}, []string{"must be https://"}},
 		{"bad proxy", func(c *app.Config) { c.TrustedProxies = []string{"10.0.0.0/8", "nope"} }, []string{`"nope"`}},
 		{"negative limit", func(c *app.Config) { c.LimitLogin = -1 }, []string{"limit-login"}},
 		{"every problem at once", func(c *app.Config) {
@@ -155,36 +158,37 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if cks := resp.Cookies(); len(cks) != 1 || !cks[0].Secure {
-		t.Fatalf("cookies over TLS %+v: want one Secure cookie", cks)
+	if cks := resp.Cookies(); len(cks) != 1 || !cks[0].Secure || cks[0].Name != "__Host-qrlogin_phone" {
+		t.Fatalf("cookies over TLS %+v: want one Secure cookie named __Host-qrlogin_phone", cks)
+	}
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("Strict-Transport-Security %q over TLS", got)
 	}
 
-	// A long-poll over TLS is parked, woken, and its connection kept for
-	// the next request.
-	var conns atomic.Int32
+	// The desktop's event stream goes over HTTP/2, which TLS offers, and
+	// wakes on the scan.
+	var proto atomic.Value
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
-		if !i.Reused {
-			conns.Add(1)
+		if tc, ok := i.Conn.(*tls.Conn); ok {
+			proto.Store(tc.ConnectionState().NegotiatedProtocol)
 		}
 	}}
 	tctx := httptrace.WithClientTrace(ctx, trace)
+	c.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	sess, err := c.CreateSession(tctx, api.CreateSessionRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		st, err := c.SessionStatus(tctx, sess.ID, sess.PollToken, api.StatusPending, 30*time.Second)
-		if err == nil && st.Status != api.StatusScanned {
-			err = fmt.Errorf("woke with %s, want scanned", st.Status)
-		}
-		done <- err
-	}()
-	for i := 0; srv.App.Parked() == 0; i++ {
-		if i > 1000 {
-			t.Fatal("the long-poll over TLS was never parked")
-		}
-		time.Sleep(10 * time.Millisecond)
+	es, err := c.Events(tctx, sess.ID, sess.PollToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	if st, err := es.Next(); err != nil || st.Status != api.StatusPending {
+		t.Fatalf("first event %+v, %v", st, err)
+	}
+	if p, _ := proto.Load().(string); p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
 	}
 	phone := client.New(srv.URL) // its own connections
 	phone.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -195,19 +199,8 @@ func TestTLS(t *testing.T) {
 	if _, err := phone.Scan(ctx, login.AccessToken, sess.ID); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the parked long-poll did not wake on scan")
-	}
-	if _, err := c.SessionStatus(tctx, sess.ID, sess.PollToken, "", 0); err != nil {
-		t.Fatal(err)
-	}
-	if n := conns.Load(); n != 1 {
-		t.Fatalf("the desktop opened %d connections, want 1 kept through the parked poll", n)
+	if st, err := es.Next(); err != nil || st.Status != api.StatusScanned {
+		t.Fatalf("after scan %+v, %v", st, err)
 	}
 }
 
@@ -259,5 +252,51 @@ func TestDemoAccounts(t *testing.T) {
 	}
 	if _, err := srv.Client().Login(context.Background(), "alice", "alice-demo"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPlainHTTPWarning: starting with an http:// public URL that leaves
+// this machine logs one warning saying how to fix it; loopback and
+// https:// do not.
+func TestPlainHTTPWarning(t *testing.T) {
+	for _, tt := range []struct {
+		publicURL string
+		warnings  int
+	}{
+		{"http://192.0.2.10:8080", 1},
+		{"http://login.example.test", 1},
+		{"http://127.0.0.1:8080", 0},
+		{"http://[::1]:8080", 0},
+		{"http://localhost:8080", 0},
+		{"https://login.example.test", 0},
+		{"", 0}, // derived from the loopback listen address
+	} {
+		t.Run(tt.publicURL, func(t *testing.T) {
+			var buf strings.Builder
+			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			cfg := apptest.Config(t.TempDir())
+			cfg.PublicURL = tt.publicURL
+			a, err := app.New(context.Background(), cfg, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Close()
+			var warns []string
+			for l := range strings.Lines(buf.String()) {
+				if strings.Contains(l, "level=WARN") {
+					warns = append(warns, l)
+				}
+			}
+			if len(warns) != tt.warnings {
+				t.Fatalf("%d warnings, want %d:\n%s", len(warns), tt.warnings, buf.String())
+			}
+			for _, w := range warns {
+				for _, want := range []string{"unencrypted", "--tls-cert", "--tls-key", "--public-url https://"} {
+					if !strings.Contains(w, want) {
+						t.Errorf("warning lacks %q: %s", want, w)
+					}
+				}
+			}
+		})
 	}
 }

@@ -63,7 +63,7 @@ func startInstances(t *testing.T, n int) []instance {
 	return out
 }
 
-// waitForWaiters waits until the servers hold n long-polls between them.
+// waitForWaiters waits until the servers hold n waits between them.
 func waitForWaiters(t *testing.T, n int, servers ...instance) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -76,7 +76,7 @@ func waitForWaiters(t *testing.T, n int, servers ...instance) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the servers hold %d long-polls after 10s, want %d", got, n)
+			t.Fatalf("the servers hold %d waits after 10s, want %d", got, n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -199,18 +199,33 @@ func TestMultiInstanceSingleDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 20 polls (a desktop's retries, or a stolen poll token) wait on both
-	// servers; the confirm lands on B.
-	const n = 20
-	polls := make([]<-chan poll, n)
-	for i := range n {
-		polls[i] = longPoll(ctx, servers[i%2].Client(), sess, api.StatusScanned)
+	// Each server holds one wait of the session (one per session is all
+	// a server holds): a stream on A, a long-poll on B. The confirm lands
+	// on B; at the same moment 18 more requests (a desktop's retries, or
+	// a stolen poll token) arrive at both.
+	es, err := a.Client().Events(ctx, sess.ID, sess.PollToken)
+	if err != nil {
+		t.Fatal(err)
 	}
-	waitForWaiters(t, n, a, b)
+	defer es.Close()
+	if st, err := es.Next(); err != nil || st.Status != api.StatusScanned {
+		t.Fatalf("first event %+v, %v", st, err)
+	}
+	streamed := make(chan poll, 1)
+	go func() {
+		resp, err := es.Next()
+		streamed <- poll{resp, err, time.Now()}
+	}()
+	const n = 20
+	polls := []<-chan poll{streamed, longPoll(ctx, b.Client(), sess, api.StatusScanned)}
+	waitForWaiters(t, 2, a, b)
 	if _, err := phone.Confirm(ctx, access, sess.ID); err != nil {
 		t.Fatal(err)
 	}
 	acted := time.Now()
+	for i := 2; i < n; i++ {
+		polls = append(polls, longPoll(ctx, servers[i%2].Client(), sess, api.StatusScanned))
+	}
 
 	withTokens, consumed := 0, 0
 	for i, ch := range polls {
@@ -218,7 +233,7 @@ func TestMultiInstanceSingleDelivery(t *testing.T) {
 		select {
 		case p = <-ch:
 		case <-time.After(40 * time.Second):
-			t.Fatalf("poll %d did not answer within 40s", i)
+			t.Fatalf("wait %d did not answer within 40s", i)
 		}
 		switch {
 		case p.err == nil && p.resp.Status == api.StatusConfirmed && p.resp.Tokens != nil:
@@ -226,14 +241,14 @@ func TestMultiInstanceSingleDelivery(t *testing.T) {
 		case client.IsCode(p.err, api.ErrConsumed):
 			consumed++
 		default:
-			t.Errorf("poll %d (server %s): %+v, %v; want tokens or 410 consumed", i, servers[i%2].appName, p.resp, p.err)
+			t.Errorf("wait %d (server %s): %+v, %v; want tokens or 410 consumed", i, servers[i%2].appName, p.resp, p.err)
 		}
 		if d := p.at.Sub(acted); d > wokenWithin {
-			t.Errorf("poll %d answered %v after the confirm: not woken", i, d)
+			t.Errorf("wait %d answered %v after the confirm: not woken", i, d)
 		}
 	}
 	if withTokens != 1 || consumed != n-1 {
-		t.Errorf("%d polls got tokens and %d were told consumed; want exactly 1 and %d", withTokens, consumed, n-1)
+		t.Errorf("%d waits got tokens and %d were told consumed; want exactly 1 and %d", withTokens, consumed, n-1)
 	}
 }
 

@@ -15,12 +15,6 @@ import (
 	"github.com/qrlogin/qrlogin/shared/api"
 )
 
-// PhoneCookie is the cookie that keeps a phone's browser signed in. It
-// holds an opaque token stored (hashed) like a refresh token but of kind
-// refresh.KindPhone, so it can be revoked and never works as a refresh
-// token.
-const PhoneCookie = "qrlogin_phone"
-
 // refreshTokenBytes is the size of refresh and phone tokens (256 bits).
 const refreshTokenBytes = 32
 
@@ -133,7 +127,7 @@ func (s *Server) setBearerUser(c *gin.Context, claims auth.Claims) bool {
 
 // requireCookie authenticates a phone by its cookie.
 func (s *Server) requireCookie(c *gin.Context) {
-	ck, err := c.Cookie(PhoneCookie)
+	ck, err := c.Cookie(s.PhoneCookie())
 	if err != nil || ck == "" {
 		s.writeError(c, errorf(api.ErrUnauthorized, "Sign in first."))
 		return
@@ -168,10 +162,21 @@ func (s *Server) authenticate(c *gin.Context) (store.User, bool) {
 		s.writeError(c, errorf(api.ErrInvalidRequest, "Username and password are required."))
 		return store.User{}, false
 	}
-	if !s.allow(c, s.limits.Login, c.ClientIP()) || !s.allow(c, s.limits.LoginUser, strings.ToLower(req.Username)) {
+	if !s.allow(c, s.limits.Login, clientKey(c)) {
 		return store.User{}, false
 	}
+	// The username's limit counts failures only: signing in often is fine.
+	done := func(bool) {}
+	if l := s.limits.LoginUser; l != nil {
+		var ok bool
+		var retry time.Duration
+		if ok, retry, done = l.Hold(strings.ToLower(req.Username)); !ok {
+			s.writeError(c, rateLimited(retry))
+			return store.User{}, false
+		}
+	}
 	u, err := s.acct.Authenticate(c.Request.Context(), req.Username, req.Password)
+	done(err != nil)
 	if err != nil {
 		s.writeError(c, err)
 		return store.User{}, false
@@ -323,7 +328,7 @@ func (s *Server) logoutAll(c *gin.Context) {
 		s.writeError(c, fmt.Errorf("sign out everywhere: %w", err))
 		return
 	}
-	if ck, err := c.Cookie(PhoneCookie); err == nil && ck != "" {
+	if ck, err := c.Cookie(s.PhoneCookie()); err == nil && ck != "" {
 		s.clearCookie(c)
 	}
 	c.Status(http.StatusNoContent)
@@ -348,7 +353,7 @@ func (s *Server) cookieLogin(c *gin.Context) {
 }
 
 func (s *Server) cookieLogout(c *gin.Context) {
-	if ck, err := c.Cookie(PhoneCookie); err == nil && ck != "" {
+	if ck, err := c.Cookie(s.PhoneCookie()); err == nil && ck != "" {
 		now := s.now()
 		_, err := s.store.UpdateRefreshToken(c.Request.Context(), auth.HashToken(ck), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
 			if rt.Kind != refresh.KindPhone {
@@ -368,12 +373,12 @@ func (s *Server) cookieLogout(c *gin.Context) {
 
 func (s *Server) setCookie(c *gin.Context, value string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name:     PhoneCookie,
+		Name:     s.PhoneCookie(),
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   s.cfg.SecureCookies,
+		Secure:   s.https,
 		SameSite: http.SameSiteStrictMode,
 	})
 }

@@ -266,8 +266,8 @@ func TestCreateSessionRecordsDevice(t *testing.T) {
 	if d.IP != "198.51.100.7" || d.UserAgent != "qrlogin-desktop/1.0" {
 		t.Errorf("device ip %q ua %q", d.IP, d.UserAgent)
 	}
-	if !info.SameNetwork {
-		t.Error("same /24 should be the same network")
+	if info.Network != api.NetworkSame {
+		t.Errorf("network %q: the same /24 should be the same network", info.Network)
 	}
 	if strings.Contains(w.Body.String(), "poll_token_hash") {
 		t.Error("hash leaked")
@@ -763,7 +763,7 @@ func TestPhoneCookie(t *testing.T) {
 	}
 	var ck *http.Cookie
 	for _, c := range w.Result().Cookies() {
-		if c.Name == httpapi.PhoneCookie {
+		if c.Name == e.srv.PhoneCookie() {
 			ck = c
 		}
 	}
@@ -793,13 +793,13 @@ func TestPhoneCookie(t *testing.T) {
 	w = e.do(req{method: "DELETE", path: "/api/v1/auth/cookie", cookie: ck})
 	expect(t, w, 204, "")
 	expect(t, e.do(req{method: "GET", path: "/api/v1/me", cookie: ck}), 401, api.ErrUnauthorized)
-	expect(t, e.do(req{method: "GET", path: "/api/v1/me", cookie: &http.Cookie{Name: httpapi.PhoneCookie, Value: "forged"}}), 401, api.ErrUnauthorized)
+	expect(t, e.do(req{method: "GET", path: "/api/v1/me", cookie: &http.Cookie{Name: e.srv.PhoneCookie(), Value: "forged"}}), 401, api.ErrUnauthorized)
 }
 
 func TestRefreshTokenIsNotACookie(t *testing.T) {
 	e := newEnv(t)
 	r := e.login("alice", alicePass).RefreshToken
-	expect(t, e.do(req{method: "GET", path: "/api/v1/me", cookie: &http.Cookie{Name: httpapi.PhoneCookie, Value: r}}), 401, api.ErrUnauthorized)
+	expect(t, e.do(req{method: "GET", path: "/api/v1/me", cookie: &http.Cookie{Name: e.srv.PhoneCookie(), Value: r}}), 401, api.ErrUnauthorized)
 }
 
 func TestNoSecretsInLogs(t *testing.T) {

@@ -47,19 +47,15 @@ func requestID(c *gin.Context) string {
 type requestLine struct {
 	id, method, route, clientIP string
 	start                       time.Time
-	status                      int  // when set, overrides the writer's status
-	parked                      bool // answered (and logged) later, by a parked poll
+	status                      int // when set, overrides the writer's status
 }
 
 const lineKey = "request_line"
 
 // lineOf is the request's log line (requestLog runs first on every
-// route) with its route and client filled in, for a handler that logs the
-// request itself.
+// route), for a handler that sets the status to log.
 func lineOf(c *gin.Context) *requestLine {
-	l := c.MustGet(lineKey).(*requestLine)
-	l.route, l.clientIP = c.FullPath(), c.ClientIP()
-	return l
+	return c.MustGet(lineKey).(*requestLine)
 }
 
 // requestLog gives every request an id (kept from X-Request-ID when it is
@@ -76,9 +72,6 @@ func (s *Server) requestLog(c *gin.Context) {
 	line := &requestLine{id: id, method: c.Request.Method, start: start}
 	c.Set(lineKey, line)
 	c.Next()
-	if line.parked {
-		return
-	}
 	line.route = c.FullPath()
 	if line.route == "" {
 		line.route = "(unmatched)"

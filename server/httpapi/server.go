@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,6 +22,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/qrcode"
+	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -42,13 +46,21 @@ type Limiter interface {
 	Allow(key string) (ok bool, retryAfter time.Duration)
 }
 
+// FailureLimiter limits an action by its failures only
+// (ratelimit.Limiter): Hold lets an attempt go ahead, done(true) counts
+// it.
+type FailureLimiter interface {
+	Hold(key string) (ok bool, retryAfter time.Duration, done func(counts bool))
+}
+
 // Limits are the rate limiters of the endpoints that need them. A nil
-// limiter allows everything.
+// limiter allows everything. Clients are keyed by ratelimit.Key of their
+// address: IPv4 by address, IPv6 by /64.
 type Limits struct {
-	Login     Limiter // per client IP: password sign-ins
-	LoginUser Limiter // per username: password sign-ins
-	Create    Limiter // per client IP: new login sessions
-	Lookup    Limiter // per client IP: user-code look-ups
+	Login     Limiter        // per client: every password sign-in
+	LoginUser FailureLimiter // per username: failed password sign-ins
+	Create    Limiter        // per client IP: new login sessions
+	Lookup    Limiter        // per client IP: user-code look-ups
 }
 
 // Config holds the server's settings.
@@ -65,10 +77,19 @@ type Config struct {
 	RefreshMaxAge time.Duration
 	// TrustedProxies lists proxies whose X-Forwarded-For is believed.
 	TrustedProxies []string
-	// SecureCookies marks cookies Secure (when served over TLS).
+	// SecureCookies says the server itself serves TLS. The server counts as
+	// reached over HTTPS when it does or when PublicURL is https:// (a TLS
+	// proxy in front): the phone cookie is then __Host-qrlogin_phone and
+	// Secure, and every response carries Strict-Transport-Security.
 	SecureCookies bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// MaxWaiters caps the waits (long-polls and event streams) held at
+	// once; DefaultMaxWaiters when 0.
+	MaxWaiters int
+	// PingInterval is how often an idle event stream carries a comment;
+	// DefaultPingInterval when 0.
+	PingInterval time.Duration
 	// RenderQR draws a session's QR code as a data URL; qrcode.DataURL when
 	// nil (benchmarks replace it to measure the rest of session creation).
 	RenderQR func(content string, size int) (string, error)
@@ -82,9 +103,6 @@ type Deps struct {
 	Hub      *notify.Hub
 	Limits   Limits
 	Log      *slog.Logger
-	// Parker, when set, parks waiting long-polls instead of holding a
-	// goroutine for each; it must be the listener the server serves.
-	Parker Parker
 	// OAuth, when set, adds the OAuth 2.0 and OpenID Connect endpoints
 	// (server/oauth) to the router, under its logging, limits and
 	// cross-origin protection.
@@ -105,13 +123,16 @@ type Server struct {
 	hub        *notify.Hub
 	limits     Limits
 	log        *slog.Logger
-	parker     Parker
-	polls      pollCache
+	waits      heldWaits
 	requestIDs *requestIDs
 	handler    http.Handler
+	https      bool           // reached over HTTPS: see Config.SecureCookies
+	phoneCk    string         // the phone cookie's name: see PhoneCookie
+	proxies    []netip.Prefix // Config.TrustedProxies
+	warnedXFF  atomic.Bool    // the X-Forwarded-For warning was logged
 
 	closeOnce sync.Once
-	closing   chan struct{} // closed by Shutdown: held long-polls answer now
+	closing   chan struct{} // closed by Shutdown: held waits answer now
 }
 
 // New builds the server and its router.
@@ -121,6 +142,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.RenderQR == nil {
 		cfg.RenderQR = qrcode.DataURL
+	}
+	if cfg.MaxWaiters <= 0 {
+		cfg.MaxWaiters = DefaultMaxWaiters
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if d.Log == nil {
@@ -134,12 +161,21 @@ func New(cfg Config, d Deps) (*Server, error) {
 		hub:        d.Hub,
 		limits:     d.Limits,
 		log:        d.Log,
-		parker:     d.Parker,
+		waits:      heldWaits{max: cfg.MaxWaiters},
 		requestIDs: newRequestIDs(),
 		closing:    make(chan struct{}),
 	}
 	if s.hub == nil {
 		s.hub = &notify.Hub{}
+	}
+	s.https = cfg.SecureCookies || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")
+	s.phoneCk = phoneCookieName
+	if s.https {
+		s.phoneCk = hostPhoneCookieName
+	}
+	var err error
+	if s.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 
 	r := gin.New()
@@ -177,30 +213,25 @@ func New(cfg Config, d Deps) (*Server, error) {
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = w.Write([]byte(`{"error":"forbidden","message":"Cross-origin requests are not allowed."}`))
 	}))
-	s.handler = cop.Handler(r)
+	s.handler = s.edge(cop.Handler(r))
 	return s, nil
 }
 
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Hub is the notifier the server wakes long-polls with.
+// Hub is the notifier the server wakes held waits with.
 func (s *Server) Hub() *notify.Hub { return s.hub }
 
-// Waiting is the number of long-polls waiting for a change, held or
-// parked (not counting sessions kept for a desktop's next poll).
-func (s *Server) Waiting() int { return max(s.hub.Len()-s.polls.len(), 0) }
+// Waiting is the number of waits (long-polls and event streams) the server
+// holds right now.
+func (s *Server) Waiting() int { return s.waits.len() }
 
-// Shutdown makes every held or parked long-poll answer at once with the
-// current status. Call it before http.Server.Shutdown.
+// Shutdown makes every held wait answer at once with the current status
+// (an event stream sends it and ends). Call it before
+// http.Server.Shutdown, which waits for them.
 func (s *Server) Shutdown() {
-	s.closeOnce.Do(func() {
-		close(s.closing)
-		// Wakes the parked polls; one subscribing after this sees closing.
-		for _, id := range s.hub.Waiting() {
-			s.hub.Publish(id)
-		}
-	})
+	s.closeOnce.Do(func() { close(s.closing) })
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
@@ -228,9 +259,30 @@ func (s *Server) allow(c *gin.Context, l Limiter, key string) bool {
 	}
 	ok, retry := l.Allow(key)
 	if !ok {
-		e := errorf(api.ErrRateLimited, "Too many requests; try again later.")
-		e.RetryAfter = retry
-		s.writeError(c, e)
+		s.writeError(c, rateLimited(retry))
 	}
 	return ok
+}
+
+// clientKey is the rate-limit key of the request's client.
+func clientKey(c *gin.Context) string { return ratelimit.Key(c.ClientIP()) }
+
+// rateLimited is the 429 answer for a wait of retry.
+func rateLimited(retry time.Duration) *Error {
+	e := errorf(api.ErrRateLimited, "Too many requests; try again in "+waitWords(retry)+".")
+	e.RetryAfter = retry
+	return e
+}
+
+// waitWords says a wait in whole seconds, rounded up as in Retry-After:
+// "1 second", "2 seconds"; from two minutes on, in whole minutes.
+func waitWords(d time.Duration) string {
+	secs := int((max(d, time.Second) + time.Second - 1) / time.Second)
+	if secs >= 120 {
+		return strconv.Itoa((secs+59)/60) + " minutes"
+	}
+	if secs == 1 {
+		return "1 second"
+	}
+	return strconv.Itoa(secs) + " seconds"
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -38,6 +37,7 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 func (s *Server) mountSessions(r gin.IRouter) {
 	r.POST("/login-sessions", s.createSession)
 	r.GET("/login-sessions/:id/status", s.sessionStatus)
+	r.GET("/login-sessions/:id/events", s.sessionEvents)
 	r.DELETE("/login-sessions/:id", s.withdrawSession)
 
 	r.GET("/login-sessions/by-code/:code", s.requireUser, s.sessionByCode)
@@ -68,7 +68,7 @@ func cleanField(s string, max int) string {
 }
 
 func (s *Server) createSession(c *gin.Context) {
-	if !s.allow(c, s.limits.Create, c.ClientIP()) {
+	if !s.allow(c, s.limits.Create, clientKey(c)) {
 		return
 	}
 	var req api.CreateSessionRequest
@@ -199,50 +199,7 @@ func (s *Server) sessionStatus(c *gin.Context) {
 		}
 		return
 	}
-	deadline := time.Now().Add(time.Duration(wait) * time.Second)
-	if s.parker != nil && c.Request.ProtoMajor == 1 {
-		s.parkPoll(c, after, deadline)
-		return
-	}
-	s.holdPoll(c, &poll{s: s, id: c.Param("id"), after: after, deadline: deadline})
-}
-
-// answerPoll answers a status poll with the session as read.
-func (s *Server) answerPoll(c *gin.Context, sess login.Session) {
-	status, body, err := s.pollAnswer(c.Request.Context(), sess)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(status, body)
-}
-
-// pollAnswer is the answer to a status poll: the status, or the tokens
-// of a confirmed session.
-func (s *Server) pollAnswer(ctx context.Context, sess login.Session) (int, any, error) {
-	now := s.now()
-	switch st := sess.StatusAt(now); st {
-	case login.Consumed:
-		return 0, nil, login.ErrConsumed
-	case login.Confirmed:
-		if sess.ClientID != "" {
-			// An OAuth client's session: its tokens (for that client) come
-			// from the token endpoint only, never as this API's tokens.
-			return http.StatusOK, statusResponse(sess, st), nil
-		}
-		return s.deliver(ctx, sess, now)
-	default:
-		return http.StatusOK, statusResponse(sess, st), nil
-	}
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
+	s.holdPoll(c, after, time.Now().Add(time.Duration(wait)*time.Second))
 }
 
 // deliver hands the tokens of a confirmed session to the desktop. The
@@ -305,7 +262,7 @@ func (s *Server) phoneView(c *gin.Context, sess login.Session) api.SessionInfo {
 			UserAgent: sess.Device.UserAgent,
 			CreatedAt: sess.CreatedAt.UTC(),
 		},
-		SameNetwork: lanaddr.SameNetwork(net.ParseIP(sess.Device.IP), net.ParseIP(c.ClientIP())),
+		Network: string(lanaddr.Network(s.desktopSeen(sess.Device.IP), s.seen(c))),
 	}
 }
 
@@ -324,7 +281,7 @@ func (s *Server) sessionInfo(c *gin.Context) {
 }
 
 func (s *Server) sessionByCode(c *gin.Context) {
-	if !s.allow(c, s.limits.Lookup, c.ClientIP()) {
+	if !s.allow(c, s.limits.Lookup, clientKey(c)) {
 		return
 	}
 	raw := c.Param("code")

@@ -17,7 +17,7 @@ func (e *env) cookieLogin(user, pass string) *http.Cookie {
 	w := e.do(req{method: "POST", path: "/api/v1/auth/cookie", body: `{"username":"` + user + `","password":"` + pass + `"}`})
 	expect(e.t, w, 200, "")
 	for _, c := range w.Result().Cookies() {
-		if c.Name == httpapi.PhoneCookie {
+		if c.Name == e.srv.PhoneCookie() {
 			return c
 		}
 	}
@@ -142,7 +142,7 @@ func TestLogoutAll(t *testing.T) {
 	e.clock.Advance(time.Second)
 	w = e.do(req{method: "POST", path: "/api/v1/auth/logout-all", cookie: ck})
 	expect(t, w, 204, "")
-	if c := w.Result().Cookies(); len(c) != 1 || c[0].Name != httpapi.PhoneCookie || c[0].MaxAge >= 0 {
+	if c := w.Result().Cookies(); len(c) != 1 || c[0].Name != e.srv.PhoneCookie() || c[0].MaxAge >= 0 {
 		t.Errorf("logout-all by cookie set cookies %v, want the phone cookie cleared", c)
 	}
 	expect(t, e.me(again.AccessToken, nil), 401, api.ErrUnauthorized)

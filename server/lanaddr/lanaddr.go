@@ -1,7 +1,7 @@
 // Package lanaddr finds the address phones should use to reach this
 // machine, and tells whether two clients are on the same network. The
-// server builds its default public URL from Detect and shows the phone a
-// warning when SameNetwork is false.
+// server builds its default public URL from Detect and tells the phone
+// what Network makes of the desktop's address.
 package lanaddr
 
 import (
@@ -143,4 +143,66 @@ func SameNetwork(a, b net.IP) bool {
 		return false
 	}
 	return a16.Mask(net.CIDRMask(64, 128)).Equal(b16.Mask(net.CIDRMask(64, 128)))
+}
+
+// Verdict is what the server can tell the phone about the desktop's
+// network: "same", "different" or "unknown".
+type Verdict string
+
+// The verdicts of Network.
+const (
+	Same      Verdict = "same"
+	Different Verdict = "different"
+	Unknown   Verdict = "unknown"
+)
+
+// Via says how the server learned a client's address.
+type Via int
+
+const (
+	// Peer is the connection's own peer address, with no sign of a proxy.
+	Peer Via = iota
+	// Forwarded is a client address a trusted proxy reported in
+	// X-Forwarded-For.
+	Forwarded
+	// Proxy is the address of a proxy, not of the client: a trusted proxy
+	// that reported no client, or a peer that sent X-Forwarded-For
+	// without being trusted (a proxy missing from --trusted-proxies).
+	Proxy
+)
+
+// Addr is a client address as the server saw it.
+type Addr struct {
+	IP  net.IP
+	Via Via
+}
+
+// Network compares the desktop's and the phone's addresses:
+//
+//   - Unknown when either address is missing, unspecified or loopback
+//     (everything then looks like this machine), or is a proxy's address.
+//   - Identical addresses are Same only when one of them came from a trusted
+//     proxy's X-Forwarded-For. Otherwise they are Unknown: identical peer
+//     addresses are exactly what a proxy that is not configured (or sends no
+//     X-Forwarded-For) shows for every client, so they prove nothing. Behind
+//     a configured proxy, the same public address means the same NAT, which
+//     is informative.
+//   - Otherwise Same or Different by SameNetwork (same /24 or /64 and the
+//     same kind of address; public addresses count, as some LANs use them).
+func Network(desktop, phone Addr) Verdict {
+	for _, a := range []Addr{desktop, phone} {
+		if a.IP == nil || a.IP.IsUnspecified() || a.IP.IsLoopback() || a.Via == Proxy {
+			return Unknown
+		}
+	}
+	if desktop.IP.Equal(phone.IP) {
+		if desktop.Via == Forwarded || phone.Via == Forwarded {
+			return Same
+		}
+		return Unknown
+	}
+	if SameNetwork(desktop.IP, phone.IP) {
+		return Same
+	}
+	return Different
 }

@@ -208,3 +208,43 @@ func TestSameNetwork(t *testing.T) {
 		}
 	}
 }
+
+func TestNetwork(t *testing.T) {
+	peer := func(ip string) lanaddr.Addr { return lanaddr.Addr{IP: net.ParseIP(ip), Via: lanaddr.Peer} }
+	fwd := func(ip string) lanaddr.Addr { return lanaddr.Addr{IP: net.ParseIP(ip), Via: lanaddr.Forwarded} }
+	proxy := func(ip string) lanaddr.Addr { return lanaddr.Addr{IP: net.ParseIP(ip), Via: lanaddr.Proxy} }
+	tests := []struct {
+		name           string
+		desktop, phone lanaddr.Addr
+		want           lanaddr.Verdict
+	}{
+		{"same wifi", peer("192.168.1.20"), peer("192.168.1.31"), lanaddr.Same},
+		{"other network", peer("192.168.1.20"), peer("10.0.0.5"), lanaddr.Different},
+		{"public addresses on one LAN", peer("203.0.113.7"), peer("203.0.113.9"), lanaddr.Same},
+		{"public and private never match", peer("10.0.0.7"), peer("203.0.113.9"), lanaddr.Different},
+		{"far away, through a trusted proxy", fwd("203.0.113.7"), fwd("198.51.100.9"), lanaddr.Different},
+		{"same IPv6 /64", peer("2001:db8:1:2::10"), peer("2001:db8:1:2::99"), lanaddr.Same},
+		{"other IPv6 /64", peer("2001:db8:1:2::10"), peer("2001:db8:1:3::10"), lanaddr.Different},
+		{"IPv4 and IPv6", peer("192.168.1.20"), peer("2001:db8::1"), lanaddr.Different},
+
+		{"both loopback", peer("127.0.0.1"), peer("127.0.0.1"), lanaddr.Unknown},
+		{"desktop on loopback", peer("127.0.0.1"), peer("192.168.1.31"), lanaddr.Unknown},
+		{"phone on IPv6 loopback", peer("192.168.1.20"), peer("::1"), lanaddr.Unknown},
+		{"IPv4-mapped loopback", peer("::ffff:127.0.0.1"), peer("192.168.1.31"), lanaddr.Unknown},
+		{"unspecified", peer("0.0.0.0"), peer("192.168.1.31"), lanaddr.Unknown},
+		{"missing desktop address", peer(""), peer("192.168.1.31"), lanaddr.Unknown},
+		{"unparseable phone address", peer("192.168.1.20"), peer("nonsense"), lanaddr.Unknown},
+		{"phone seen as a proxy", peer("192.168.1.20"), proxy("192.168.1.1"), lanaddr.Unknown},
+		{"desktop seen as a proxy", proxy("10.0.0.2"), fwd("10.0.0.9"), lanaddr.Unknown},
+		{"identical peers: an unconfigured proxy looks like this", peer("198.51.100.4"), peer("198.51.100.4"), lanaddr.Unknown},
+		{"identical, reported by a trusted proxy: one NAT", peer("198.51.100.4"), fwd("198.51.100.4"), lanaddr.Same},
+		{"identical forwarded", fwd("2001:db8::5"), fwd("2001:db8::5"), lanaddr.Same},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lanaddr.Network(tt.desktop, tt.phone); got != tt.want {
+				t.Errorf("Network(%v, %v) = %q, want %q", tt.desktop, tt.phone, got, tt.want)
+			}
+		})
+	}
+}

@@ -37,10 +37,21 @@ const (
 	// Flow: Clients desktop+phone pairs run the whole sign-in: create,
 	// long-poll, scan, confirm, token delivery.
 	Flow Scenario = "flow"
-	// Idle: Clients desktops long-poll sessions nobody scans, while a probe
+	// Idle: Clients desktops wait on sessions nobody scans, while a probe
 	// runs one flow now and then to check that a confirm is still noticed
 	// at once.
 	Idle Scenario = "idle"
+)
+
+// WaitOn names how desktops wait for the phone.
+type WaitOn string
+
+// The ways of waiting.
+const (
+	// LongPoll: the status endpoint with after and wait.
+	LongPoll WaitOn = "longpoll"
+	// Stream: the session's event stream, held open.
+	Stream WaitOn = "stream"
 )
 
 // RateLimitHint is the server flags a load run needs: with the default
@@ -76,6 +87,9 @@ type Config struct {
 	Think time.Duration
 	// Wait is the long-poll wait the desktops ask for (at most 30 s).
 	Wait time.Duration
+	// WaitOn is how desktops wait (flow, idle and its probe): LongPoll
+	// (the default) or Stream.
+	WaitOn WaitOn
 	// Username and Password sign the phones in (flow, and the idle probe).
 	Username, Password string
 	// PID is the server process to measure (CPU and memory from /proc);
@@ -130,6 +144,13 @@ func (c *Config) defaults() error {
 	if c.Wait < time.Second || c.Wait > api.MaxWait*time.Second {
 		return fmt.Errorf("wait: %v must be between 1s and %ds", c.Wait, api.MaxWait)
 	}
+	switch c.WaitOn {
+	case "":
+		c.WaitOn = LongPoll
+	case LongPoll, Stream:
+	default:
+		return fmt.Errorf("wait-on: unknown %q (longpoll or stream)", c.WaitOn)
+	}
 	if c.Username == "" {
 		c.Username, c.Password = DefaultUsername, DefaultPassword
 	}
@@ -178,6 +199,7 @@ type Result struct {
 	Clients  int           `json:"clients"`
 	Think    time.Duration `json:"think_ns"`
 	Wait     time.Duration `json:"wait_ns,omitempty"`
+	WaitOn   WaitOn        `json:"wait_on,omitempty"`
 	// Window is the measured wall time.
 	Window time.Duration `json:"window_ns"`
 	// Ops counts sessions created (issue), flows completed (flow) or
@@ -226,6 +248,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.clients = append(r.clients, c)
 	}
 	res := &Result{Scenario: cfg.Scenario, URLs: cfg.URLs, Clients: cfg.Clients, Think: cfg.Think}
+	if cfg.Scenario != Issue {
+		res.WaitOn = cfg.WaitOn
+	}
 	var err error
 	switch cfg.Scenario {
 	case Issue:

@@ -27,9 +27,17 @@ func (res *Result) WriteTable(w io.Writer) error {
 	}
 	switch res.Scenario {
 	case Idle:
-		row("waiting desktops", "%d (long-poll wait %v)", res.Ops, res.Wait)
+		if res.WaitOn == Stream {
+			row("waiting desktops", "%d (event streams)", res.Ops)
+		} else {
+			row("waiting desktops", "%d (long-poll wait %v)", res.Ops, res.Wait)
+		}
 	case Flow:
-		row("concurrent flows", "%d (think %v)", res.Clients, res.Think)
+		if res.WaitOn == Stream {
+			row("concurrent flows", "%d (think %v, event streams)", res.Clients, res.Think)
+		} else {
+			row("concurrent flows", "%d (think %v)", res.Clients, res.Think)
+		}
 	default:
 		row("clients", "%d", res.Clients)
 	}

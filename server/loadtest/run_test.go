@@ -49,6 +49,8 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 		{"flow with think", loadtest.Config{Scenario: loadtest.Flow, Clients: 3, Think: 20 * time.Millisecond}},
 		// The server runs in this process, so --pid is our own.
 		{"idle", loadtest.Config{Scenario: loadtest.Idle, Clients: 30, Wait: time.Second, ProbeEvery: 100 * time.Millisecond, PID: os.Getpid()}},
+		{"flow on streams", loadtest.Config{Scenario: loadtest.Flow, Clients: 3, Think: 20 * time.Millisecond, WaitOn: loadtest.Stream}},
+		{"idle on streams", loadtest.Config{Scenario: loadtest.Idle, Clients: 30, WaitOn: loadtest.Stream, ProbeEvery: 100 * time.Millisecond, PID: os.Getpid()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,8 +83,16 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 				if res.Notice.N == 0 {
 					t.Error("no confirm probe completed")
 				}
+				// The streams end with the run (the server notices each
+				// closed connection a moment later).
+				for i := 0; srv.App.Waiters() != 0; i++ {
+					if i > 1000 {
+						t.Fatalf("%d waits still held 10s after the run", srv.App.Waiters())
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
 				// With a 1 s wait over a 1.5 s window every desktop polled again.
-				if res.Requests < int64(cfg.Clients) {
+				if cfg.WaitOn != loadtest.Stream && res.Requests < int64(cfg.Clients) {
 					t.Errorf("%d requests in the window; %d desktops re-polling every second should make more", res.Requests, cfg.Clients)
 				}
 				if res.Server == nil || res.Server.RSSMB <= 0 {

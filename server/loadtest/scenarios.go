@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -203,9 +204,12 @@ func human(think time.Duration) time.Duration {
 // out during long think times.
 const maxFlowPolls = 8
 
-// await long-polls sess until its tokens arrive and returns when the
+// await waits on sess until its tokens arrive and returns when the
 // desktop held them, or the zero time after a failure (counted).
 func (r *runner) await(ctx context.Context, c *client.Client, sess *api.CreateSessionResponse) time.Time {
+	if r.cfg.WaitOn == Stream {
+		return r.awaitStream(ctx, c, sess)
+	}
 	after := api.StatusPending
 	for range maxFlowPolls {
 		rctx, cancel := context.WithTimeout(ctx, r.cfg.Wait+requestTimeout)
@@ -225,6 +229,41 @@ func (r *runner) await(ctx context.Context, c *client.Client, sess *api.CreateSe
 		after = st.Status
 	}
 	r.fail(ctx, "status", fmt.Errorf("no tokens after %d polls", maxFlowPolls))
+	return time.Time{}
+}
+
+// awaitStream is await on the session's event stream. A stream that
+// ends early is opened again, at most maxFlowPolls times.
+func (r *runner) awaitStream(ctx context.Context, c *client.Client, sess *api.CreateSessionResponse) time.Time {
+	for range maxFlowPolls {
+		es, err := c.Events(ctx, sess.ID, sess.PollToken)
+		if err != nil {
+			r.fail(ctx, "events", err)
+			return time.Time{}
+		}
+		for {
+			st, err := es.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				es.Close()
+				r.fail(ctx, "events", err)
+				return time.Time{}
+			}
+			if st.Tokens != nil && st.Tokens.AccessToken != "" {
+				es.Close()
+				return time.Now()
+			}
+			if st.Status.Final() || st.Status == api.StatusConfirmed {
+				es.Close()
+				r.fail(ctx, "events", fmt.Errorf("session reported %s without tokens", st.Status))
+				return time.Time{}
+			}
+		}
+		es.Close()
+	}
+	r.fail(ctx, "events", fmt.Errorf("no tokens after %d streams", maxFlowPolls))
 	return time.Time{}
 }
 
@@ -261,6 +300,38 @@ func (r *runner) flow(ctx context.Context, res *Result) error {
 	res.Latency = Summarize(all)
 	res.Notice = Summarize(merge(notices))
 	return nil
+}
+
+// idleStream holds sess's event stream open until ctx ends, opening it
+// again (at most tries times) when it ends early.
+func (r *runner) idleStream(ctx context.Context, c *client.Client, sess *api.CreateSessionResponse, tries int) {
+	for range tries {
+		if ctx.Err() != nil {
+			return
+		}
+		es, err := c.Events(ctx, sess.ID, sess.PollToken)
+		if err != nil {
+			r.fail(ctx, "events", err)
+			pause(ctx, time.Second)
+			continue
+		}
+		for {
+			st, err := es.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				r.fail(ctx, "events", err)
+				break
+			}
+			if st.Status != api.StatusPending {
+				es.Close()
+				r.fail(ctx, "events", fmt.Errorf("unscanned session reported %s", st.Status))
+				return
+			}
+		}
+		es.Close()
+	}
 }
 
 // rampLimit bounds how long idle may take to get its desktops waiting.
@@ -314,6 +385,10 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 			}
 			waiting.Add(1)
 			defer waiting.Add(-1)
+			if r.cfg.WaitOn == Stream {
+				r.idleStream(runCtx, c, sess, maxPolls)
+				return
+			}
 			for range maxPolls {
 				if runCtx.Err() != nil {
 					return

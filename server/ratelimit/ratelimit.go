@@ -5,6 +5,7 @@ package ratelimit
 
 import (
 	"math"
+	"net"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ type Limiter struct {
 
 	mu        sync.Mutex
 	buckets   map[string]*rate.Limiter
+	held      map[string]int // Hold calls not yet done, by key
 	lastSweep time.Time
 	maxKeys   int
 }
@@ -50,6 +52,7 @@ func New(perMinute, burst int, now func() time.Time) *Limiter {
 		now:       now,
 		unlimited: perMinute <= 0,
 		buckets:   make(map[string]*rate.Limiter),
+		held:      make(map[string]int),
 		maxKeys:   DefaultMaxKeys,
 	}
 }
@@ -64,7 +67,50 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.bucket(key, now)
+	if b.AllowN(now, 1) {
+		return true, 0
+	}
+	return false, l.wait(b.TokensAt(now))
+}
 
+// Hold lets one attempt of key go ahead when its bucket has a token that
+// no other attempt in progress is holding, without taking it yet. The
+// caller must call done once the attempt ends: done(true) takes the token
+// (the attempt counts), done(false) leaves it (it does not). So only
+// failed attempts count, and a burst of concurrent attempts still cannot
+// get past more tokens than the bucket has.
+func (l *Limiter) Hold(key string) (ok bool, retryAfter time.Duration, done func(counts bool)) {
+	if l.unlimited {
+		return true, 0, func(bool) {}
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	free := l.bucket(key, now).TokensAt(now) - float64(l.held[key])
+	if free < 1 {
+		return false, l.wait(free), func(bool) {}
+	}
+	l.held[key]++
+	var once sync.Once
+	return true, 0, func(counts bool) {
+		once.Do(func() {
+			now := l.now()
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.held[key]--; l.held[key] <= 0 {
+				delete(l.held, key)
+			}
+			if counts {
+				l.bucket(key, now).AllowN(now, 1)
+			}
+		})
+	}
+}
+
+// bucket is key's bucket, created (and the map swept or trimmed) as
+// needed. l.mu must be held.
+func (l *Limiter) bucket(key string, now time.Time) *rate.Limiter {
 	if now.Sub(l.lastSweep) >= sweepEvery {
 		l.sweep(now)
 	}
@@ -76,11 +122,29 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 		b = rate.NewLimiter(l.limit, l.burst)
 		l.buckets[key] = b
 	}
-	if b.AllowN(now, 1) {
-		return true, 0
+	return b
+}
+
+// wait is how long until a bucket holding tokens has a whole one, rounded
+// up to whole seconds and at least one.
+func (l *Limiter) wait(tokens float64) time.Duration {
+	wait := time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
+	return max(time.Second, time.Duration(math.Ceil(wait.Seconds()))*time.Second)
+}
+
+// Key is the rate-limit key of a client address: an IPv4 address as it
+// is (IPv4-mapped IPv6 included), an IPv6 address by its /64, since one
+// subscriber usually holds a whole /64 and can pick any address in it.
+// Anything that is not an IP address is its own key.
+func Key(ip string) string {
+	a := net.ParseIP(ip)
+	if a == nil {
+		return ip
 	}
-	wait := time.Duration((1 - b.TokensAt(now)) / float64(l.limit) * float64(time.Second))
-	return false, max(time.Second, time.Duration(math.Ceil(wait.Seconds()))*time.Second)
+	if v4 := a.To4(); v4 != nil {
+		return v4.String()
+	}
+	return a.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // sweep drops the buckets that are full again.

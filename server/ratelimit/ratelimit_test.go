@@ -251,3 +251,105 @@ func BenchmarkAllow(b *testing.B) {
 		i++
 	}
 }
+
+func TestKey(t *testing.T) {
+	tests := []struct{ ip, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"192.0.2.8", "192.0.2.8"}, // IPv4 neighbours are separate clients
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:DB8:1:2:0:0:0:9", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"::1", "::/64"},
+		{"", ""},
+		{"not an ip", "not an ip"},
+	}
+	for _, tt := range tests {
+		if got := ratelimit.Key(tt.ip); got != tt.want {
+			t.Errorf("Key(%q) = %q, want %q", tt.ip, got, tt.want)
+		}
+	}
+}
+
+// TestHold: only attempts that end with done(true) use up the bucket.
+func TestHold(t *testing.T) {
+	c := newClock()
+	l := ratelimit.New(6, 2, c.Now) // a token every 10 s
+	hold := func(key string) (bool, time.Duration, func(bool)) {
+		t.Helper()
+		return l.Hold(key)
+	}
+	// A person who gets in every time is never refused.
+	for i := range 50 {
+		ok, _, done := hold("alice")
+		if !ok {
+			t.Fatalf("successful attempt %d refused", i+1)
+		}
+		done(false)
+	}
+	// Failures use the burst up.
+	for i := range 2 {
+		ok, _, done := hold("alice")
+		if !ok {
+			t.Fatalf("failure %d refused within the burst", i+1)
+		}
+		done(true)
+	}
+	if ok, retry, _ := hold("alice"); ok || retry != 10*time.Second {
+		t.Fatalf("after the burst of failures: %v, %v; want refused for 10s", ok, retry)
+	}
+	if ok, _, _ := hold("bob"); !ok {
+		t.Fatal("another key refused")
+	}
+	c.Advance(10 * time.Second)
+	ok, _, done := hold("alice")
+	if !ok {
+		t.Fatal("refused after a token came back")
+	}
+	// done is idempotent: a second call takes nothing more.
+	done(true)
+	done(true)
+	if ok, retry, _ := hold("alice"); ok || retry != 10*time.Second {
+		t.Fatalf("after the refilled token failed: %v, %v; want refused for 10s", ok, retry)
+	}
+}
+
+// TestHoldConcurrent: attempts in progress hold their token, so a burst of
+// parallel guesses gets no further than the bucket allows.
+func TestHoldConcurrent(t *testing.T) {
+	l := ratelimit.New(6, 3, newClock().Now)
+	var dones []func(bool)
+	for range 3 {
+		ok, _, done := l.Hold("alice")
+		if !ok {
+			t.Fatal("attempt within the burst refused")
+		}
+		dones = append(dones, done)
+	}
+	if ok, _, _ := l.Hold("alice"); ok {
+		t.Fatal("a fourth attempt went ahead while three were in progress")
+	}
+	dones[0](false) // that one succeeded: its token is free again
+	ok, _, done := l.Hold("alice")
+	if !ok {
+		t.Fatal("the token of a successful attempt was not freed")
+	}
+	done(true)
+	dones[1](true)
+	dones[2](true)
+	if ok, _, _ := l.Hold("alice"); ok {
+		t.Fatal("three failures did not use the burst up")
+	}
+}
+
+func TestHoldUnlimited(t *testing.T) {
+	l := ratelimit.New(0, 1, newClock().Now)
+	for range 10 {
+		ok, _, done := l.Hold("a")
+		if !ok {
+			t.Fatal("refused without a limit")
+		}
+		done(true)
+	}
+}

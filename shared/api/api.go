@@ -139,11 +139,19 @@ type SessionInfo struct {
 	Status    Status    `json:"status"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Device    Device    `json:"device"`
-	// SameNetwork reports whether the desktop's address is on the same
-	// network as the address of the phone making this request (same /24 for
-	// IPv4, same /64 for IPv6). The phone warns when it is false.
-	SameNetwork bool `json:"same_network"`
+	// Network is what the server can tell of the desktop's network compared
+	// with the phone making this request: NetworkSame, NetworkDifferent or
+	// NetworkUnknown (an address is loopback or a proxy's, so the check
+	// means nothing). The phone warns on NetworkDifferent.
+	Network string `json:"network"`
 }
+
+// The values of SessionInfo.Network.
+const (
+	NetworkSame      = "same"
+	NetworkDifferent = "different"
+	NetworkUnknown   = "unknown"
+)
 
 // StatusResponse is the 200 body of the phone's confirm and cancel requests.
 type StatusResponse struct {
@@ -188,3 +196,18 @@ type Health struct {
 
 // MaxWait is the longest long-poll the status endpoint holds, in seconds.
 const MaxWait = 30
+
+// The event stream of GET /api/v1/login-sessions/{id}/events.
+const (
+	// EventStreamType is its media type (server-sent events).
+	EventStreamType = "text/event-stream"
+	// EventStatus is the type of an event whose data is a
+	// SessionStatusResponse: the first event, and one per change.
+	EventStatus = "status"
+	// EventError is the type of an event whose data is an Error; the
+	// stream ends after it. ErrConsumed: another request took the tokens.
+	EventError = "error"
+	// PingInterval is how often, in seconds, the server sends a comment
+	// line on an idle stream, so proxies keep it open.
+	PingInterval = 15
+)

@@ -30,6 +30,10 @@ type Client struct {
 	HTTPClient *http.Client
 	// UserAgent is sent with every request when set.
 	UserAgent string
+	// StreamIdleTimeout is how long an event stream (Events) may stay
+	// silent, not even sending a ping, before it is taken for dead; zero
+	// means three of the server's pings (45 s).
+	StreamIdleTimeout time.Duration
 }
 
 // New returns a Client for the server at baseURL.
@@ -210,11 +214,7 @@ func (c *Client) do(ctx context.Context, method, path, bearer string, in, out an
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -233,6 +233,13 @@ func (c *Client) do(ctx context.Context, method, path, bearer string, in, out an
 		return fmt.Errorf("decode %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTPClient == nil {
+		return http.DefaultClient
+	}
+	return c.HTTPClient
 }
 
 func decodeError(resp *http.Response, data []byte) error {

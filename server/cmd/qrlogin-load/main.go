@@ -3,7 +3,7 @@
 //
 //	qrlogin-load --url http://127.0.0.1:8080 --scenario issue -c 16 -d 10s
 //	qrlogin-load --url http://127.0.0.1:8080 --scenario flow -c 200 -d 10s [--think 500ms]
-//	qrlogin-load --url http://127.0.0.1:8080 --scenario idle -c 10000 -d 60s --pid $(pidof qrlogin-server)
+//	qrlogin-load --url http://127.0.0.1:8080 --scenario idle -c 10000 -d 60s --pid $(pidof qrlogin-server) [--wait-on stream]
 //	qrlogin-load bench [--server-bin bin/qrlogin-server]   short run of everything, one table
 //
 // The server must run with its rate limits lifted (--limit-login 0
@@ -77,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, bool, error) 
 	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "short for --duration")
 	fs.DurationVar(&cfg.Think, "think", 0, "flow: the phone's pause before scanning and before confirming (0: flat out)")
 	fs.DurationVar(&cfg.Wait, "wait", loadtest.DefaultWait, "long-poll wait the desktops ask for (1s to 30s)")
+	waitOn := fs.String("wait-on", string(loadtest.LongPoll), "how desktops wait (flow, idle): longpoll or stream (the event stream)")
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its CPU and memory from /proc/<pid> (Linux)")
 	fs.StringVar(&cfg.Username, "username", loadtest.DefaultUsername, "phone user name (flow, idle probe)")
 	fs.StringVar(&cfg.Password, "password", loadtest.DefaultPassword, "phone user password")
@@ -95,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, bool, error) 
 		}
 	}
 	cfg.Scenario = loadtest.Scenario(*scenario)
+	cfg.WaitOn = loadtest.WaitOn(*waitOn)
 	cfg.Log = stderr
 	return cfg, *asJSON, nil
 }

@@ -18,7 +18,7 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{"defaults", nil, func(c loadtest.Config, j bool) bool {
 			return c.Scenario == loadtest.Flow && c.Clients == 16 && c.Duration == 10*time.Second &&
-				len(c.URLs) == 1 && c.URLs[0] == "http://127.0.0.1:8080" && c.Username == "alice" && !j
+				len(c.URLs) == 1 && c.URLs[0] == "http://127.0.0.1:8080" && c.Username == "alice" && c.WaitOn == loadtest.LongPoll && !j
 		}},
 		{"short flags", []string{"-c", "200", "-d", "3s", "--scenario", "issue", "--json"}, func(c loadtest.Config, j bool) bool {
 			return c.Clients == 200 && c.Duration == 3*time.Second && c.Scenario == loadtest.Issue && j
@@ -28,6 +28,9 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{"several urls", []string{"--url", "http://a:1, http://b:2,,"}, func(c loadtest.Config, _ bool) bool {
 			return len(c.URLs) == 2 && c.URLs[0] == "http://a:1" && c.URLs[1] == "http://b:2"
+		}},
+		{"stream", []string{"--scenario", "idle", "--wait-on", "stream"}, func(c loadtest.Config, _ bool) bool {
+			return c.Scenario == loadtest.Idle && c.WaitOn == loadtest.Stream
 		}},
 		{"user", []string{"--username", "bob", "--password", "bob-demo", "--max-ops", "7"}, func(c loadtest.Config, _ bool) bool {
 			return c.Username == "bob" && c.Password == "bob-demo" && c.MaxOps == 7

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
 	"strings"
@@ -261,5 +262,40 @@ func TestVersionAndEnv(t *testing.T) {
 	}
 	if !strings.HasPrefix(sess.VerifyURL, "https://login.example.test/m/") {
 		t.Fatalf("verify_url %s: QRLOGIN_PUBLIC_URL not applied", sess.VerifyURL)
+	}
+}
+
+func TestMaxWaiters(t *testing.T) {
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "x.db"), "--max-waiters", "0"},
+		strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "max-waiters") {
+		t.Fatalf("--max-waiters 0: %v", err)
+	}
+
+	t.Setenv("QRLOGIN_MAX_WAITERS", "1")
+	srv := startServer(t, filepath.Join(t.TempDir(), "waiters.db"))
+	c := client.New(srv.url)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	held, err := c.CreateSession(ctx, api.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := c.Events(ctx, held.ID, held.PollToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	if _, err := es.Next(); err != nil {
+		t.Fatal(err)
+	}
+	other, err := c.CreateSession(ctx, api.CreateSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.SessionStatus(ctx, other.ID, other.PollToken, api.StatusPending, 30*time.Second)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.StatusCode != 503 || ce.RetryAfter <= 0 {
+		t.Fatalf("a second held wait with QRLOGIN_MAX_WAITERS=1: %v, want 503 with Retry-After", err)
 	}
 }

@@ -1,0 +1,139 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/qrlogin/qrlogin/server/lanaddr"
+	"github.com/qrlogin/qrlogin/shared/api"
+)
+
+// The phone cookie's names. Over HTTPS the __Host- prefix makes browsers
+// accept the cookie only when it is Secure, for Path=/ and without Domain,
+// so nothing on plain HTTP or on a sibling domain can plant or overwrite it.
+const (
+	phoneCookieName     = "qrlogin_phone"
+	hostPhoneCookieName = "__Host-" + phoneCookieName
+)
+
+// hsts is the Strict-Transport-Security value sent over HTTPS: a year.
+const hsts = "max-age=31536000"
+
+// PhoneCookie is the name of the cookie that keeps a phone's browser
+// signed in: __Host-qrlogin_phone when the server is reached over HTTPS
+// (it terminates TLS, or its public URL is https:// behind a TLS proxy),
+// qrlogin_phone otherwise. It is chosen once, from the configuration, never
+// from request headers. The cookie holds an opaque token stored (hashed)
+// like a refresh token in a family of its own kind, so it can be revoked
+// and never works as a refresh token.
+func (s *Server) PhoneCookie() string { return s.phoneCk }
+
+// parseProxies parses --trusted-proxies: IP addresses and CIDR ranges.
+func parseProxies(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, p := range list {
+		if a, err := netip.ParseAddr(p); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR range", p)
+		}
+		if pfx.Addr().Is4In6() {
+			pfx = netip.PrefixFrom(pfx.Addr().Unmap(), max(pfx.Bits()-96, 0))
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out, nil
+}
+
+// trusted reports whether ip (as text) is a configured proxy.
+func (s *Server) trusted(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerIP is the address of the connection's other end.
+func peerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// edge runs before everything else, on every response:
+//   - over HTTPS, it sends Strict-Transport-Security;
+//   - once per process (one Server serves a process), it warns when a
+//     request carries X-Forwarded-For from an address not in
+//     --trusted-proxies: then every client seems to come from the proxy;
+//   - when a trusted proxy says the client reached it over plain HTTP
+//     (X-Forwarded-Proto: http) although the server is served over HTTPS,
+//     a page load is redirected to the https:// public URL and anything
+//     else refused, so the phone page never asks for a password over
+//     plain HTTP. X-Forwarded-Proto from anyone else is ignored.
+func (s *Server) edge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.https {
+			w.Header().Set("Strict-Transport-Security", hsts)
+		}
+		peer := peerIP(r)
+		trusted := s.trusted(peer)
+		if !trusted && r.Header.Get("X-Forwarded-For") != "" && s.warnedXFF.CompareAndSwap(false, true) {
+			s.log.WarnContext(r.Context(), "requests carry X-Forwarded-For from an address not in --trusted-proxies; "+
+				"every client behind that proxy looks like the proxy to rate limits and the phone's network check: "+
+				"add the proxy's address to --trusted-proxies", slog.String("proxy", peer))
+		}
+		if s.https && trusted && r.TLS == nil && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "http") {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				http.Redirect(w, r, s.cfg.PublicURL+r.URL.RequestURI(), http.StatusPermanentRedirect)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(http.StatusForbidden)
+			_ = json.NewEncoder(w).Encode(api.Error{Code: api.ErrForbidden, Message: "This server is only served over HTTPS; use " + s.cfg.PublicURL + "."})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// seen is the request's client address as the network check needs it.
+func (s *Server) seen(c *gin.Context) lanaddr.Addr {
+	peer, client := c.RemoteIP(), c.ClientIP()
+	via := lanaddr.Peer
+	switch {
+	case s.trusted(peer) && client != peer:
+		via = lanaddr.Forwarded
+	case s.trusted(peer), c.GetHeader("X-Forwarded-For") != "":
+		via = lanaddr.Proxy
+	}
+	return lanaddr.Addr{IP: net.ParseIP(client), Via: via}
+}
+
+// desktopSeen is the address a session's desktop was seen at. Only the
+// address is stored; it is a proxy's when it is a trusted proxy's.
+func (s *Server) desktopSeen(ip string) lanaddr.Addr {
+	via := lanaddr.Peer
+	if s.trusted(ip) {
+		via = lanaddr.Proxy
+	}
+	return lanaddr.Addr{IP: net.ParseIP(ip), Via: via}
+}
