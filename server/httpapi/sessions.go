@@ -248,9 +248,10 @@ func (s *Server) withdrawSession(c *gin.Context) {
 	c.JSON(http.StatusOK, api.StatusResponse{Status: api.StatusCancelled})
 }
 
-// phoneView is what the phone is shown of a session.
-func (s *Server) phoneView(c *gin.Context, sess login.Session) api.SessionInfo {
-	return api.SessionInfo{
+// phoneView is what the phone is shown of a session, with the name under
+// which an OAuth client that started it is registered.
+func (s *Server) phoneView(c *gin.Context, sess login.Session) (api.SessionInfo, error) {
+	info := api.SessionInfo{
 		ID:        sess.ID,
 		Status:    publicStatus(sess.StatusAt(s.now())),
 		ExpiresAt: sess.ExpiresAt.UTC(),
@@ -264,6 +265,27 @@ func (s *Server) phoneView(c *gin.Context, sess login.Session) api.SessionInfo {
 		},
 		Network: string(lanaddr.Network(s.desktopSeen(sess.Device.IP), s.seen(c))),
 	}
+	if sess.ClientID != "" {
+		info.Client = &api.Client{ID: sess.ClientID}
+		cl, err := s.store.Client(c.Request.Context(), sess.ClientID)
+		switch {
+		case err == nil:
+			info.Client.Name = cl.Name
+		case !errors.Is(err, store.ErrNotFound): // a removed client keeps its id only
+			return api.SessionInfo{}, fmt.Errorf("load client of login session: %w", err)
+		}
+	}
+	return info, nil
+}
+
+// writePhoneView answers with the phone's view of sess.
+func (s *Server) writePhoneView(c *gin.Context, sess login.Session) {
+	info, err := s.phoneView(c, sess)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, info)
 }
 
 func (s *Server) sessionInfo(c *gin.Context) {
@@ -277,7 +299,7 @@ func (s *Server) sessionInfo(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.phoneView(c, sess))
+	s.writePhoneView(c, sess)
 }
 
 func (s *Server) sessionByCode(c *gin.Context) {
@@ -299,7 +321,7 @@ func (s *Server) sessionByCode(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.phoneView(c, sess))
+	s.writePhoneView(c, sess)
 }
 
 // phoneAction is one of the phone's state changes.
@@ -338,7 +360,7 @@ func (s *Server) phoneTransition(a phoneAction) gin.HandlerFunc {
 		}
 		s.hub.Publish(id)
 		if a == scan {
-			c.JSON(http.StatusOK, s.phoneView(c, saved))
+			s.writePhoneView(c, saved)
 			return
 		}
 		c.JSON(http.StatusOK, api.StatusResponse{Status: publicStatus(saved.Status)})
