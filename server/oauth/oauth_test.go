@@ -52,7 +52,7 @@ func (l *limiter) Allow(string) (bool, time.Duration) {
 	return l.left >= 0, 42 * time.Second
 }
 
-func newEnv(t *testing.T, create oauth.Limiter) *env {
+func newEnv(t testing.TB, create oauth.Limiter) *env {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), sqlite.Memory)
 	if err != nil {
