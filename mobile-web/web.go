@@ -10,15 +10,18 @@ package mobileweb
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
+
+	"golang.org/x/text/language"
 )
 
 // The languages the page is written in, as BCP 47 tags for <html lang>.
@@ -95,53 +98,61 @@ var assetsVersion = sync.OnceValue(func() string {
 // maxLanguageRanges bounds the work done on a hostile Accept-Language.
 const maxLanguageRanges = 32
 
-// Language picks the page language from an Accept-Language header value:
-// Chinese if a "zh" range (any region or script) has a higher preference
-// than any English range, English otherwise. Among equal preferences the
-// first listed wins; "*" and unsupported languages are ignored.
-func Language(acceptLanguage string) string {
-	best, bestQ := English, 0.0
-	for i, part := range strings.Split(acceptLanguage, ",") {
-		if i >= maxLanguageRanges {
-			break
-		}
-		tag, params, _ := strings.Cut(part, ";")
-		tag = strings.ToLower(strings.TrimSpace(tag))
-		q, ok := quality(params)
-		if !ok || q <= 0 {
-			continue
-		}
-		primary, _, _ := strings.Cut(tag, "-")
-		var lang string
-		switch primary {
-		case "zh":
-			lang = Chinese
-		case "en":
-			lang = English
-		default:
-			continue
-		}
-		if q > bestQ { // strictly greater: the first of equals wins
-			best, bestQ = lang, q
-		}
-	}
-	return best
+// pageLanguages are the languages the matcher chooses among, each with
+// the page that serves it. Traditional Chinese readers get the Chinese
+// (Simplified) page: they read it far more easily than English, so a
+// zh-TW or zh-Hant preference above English still means Chinese.
+var pageLanguages = []struct {
+	tag  language.Tag
+	page string
+}{
+	{language.English, English}, // first: the matcher's default
+	{language.SimplifiedChinese, Chinese},
+	{language.TraditionalChinese, Chinese},
 }
 
-// quality parses the parameters after a language range (e.g. " q=0.8").
-// A range without q has quality 1; a malformed q is reported as not ok.
-func quality(params string) (float64, bool) {
-	params = strings.TrimSpace(params)
-	if params == "" {
-		return 1, true
+var matcher = sync.OnceValue(func() language.Matcher {
+	tags := make([]language.Tag, len(pageLanguages))
+	for i, l := range pageLanguages {
+		tags[i] = l.tag
 	}
-	name, value, found := strings.Cut(params, "=")
-	if !found || strings.ToLower(strings.TrimSpace(name)) != "q" {
-		return 0, false
+	return language.NewMatcher(tags)
+})
+
+// Language picks the page language (English or Chinese) from an
+// Accept-Language header value with x/text's matcher: the most preferred
+// range (by q, then order) that the page is written in wins, so zh,
+// zh-Hans, zh-CN and zh-SG (and zh-TW, zh-Hant) get Chinese unless an
+// English range is preferred to them. Each range is parsed on its own, so
+// a malformed one (Chromium repeats q when it emulates a language list:
+// "zh;q=0.9;q=0.9") is skipped rather than spoiling the header. An empty
+// or unmatched header gets English. Only the first 32 ranges are read.
+func Language(acceptLanguage string) string {
+	type pref struct {
+		tag language.Tag
+		q   float32
 	}
-	q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-	if err != nil || q < 0 || q > 1 {
-		return 0, false
+	ranges := strings.SplitN(acceptLanguage, ",", maxLanguageRanges+1)
+	ranges = ranges[:min(len(ranges), maxLanguageRanges)]
+	var prefs []pref
+	for _, r := range ranges {
+		tags, qs, err := language.ParseAcceptLanguage(r)
+		if err != nil {
+			continue
+		}
+		for j, t := range tags {
+			prefs = append(prefs, pref{t, qs[j]})
+		}
 	}
-	return q, true
+	if len(prefs) == 0 {
+		return English
+	}
+	// Most preferred first; among equals the first listed.
+	slices.SortStableFunc(prefs, func(a, b pref) int { return cmp.Compare(b.q, a.q) })
+	tags := make([]language.Tag, len(prefs))
+	for i, p := range prefs {
+		tags[i] = p.tag
+	}
+	_, i, _ := matcher().Match(tags...)
+	return pageLanguages[i].page
 }

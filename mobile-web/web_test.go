@@ -5,45 +5,103 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	mobileweb "github.com/qrlogin/qrlogin/mobile-web"
 )
 
+// languageCases are Accept-Language values and the page each gets; they
+// also seed FuzzLanguage.
+var languageCases = []struct {
+	header string
+	want   string
+}{
+	{"", mobileweb.English},
+	{"*", mobileweb.English},
+	{"en", mobileweb.English},
+	{"en-GB", mobileweb.English},
+	{"zh", mobileweb.Chinese},
+	{"zh-CN", mobileweb.Chinese},
+	{"ZH-cn", mobileweb.Chinese},
+	{"zh-Hans", mobileweb.Chinese},
+	{"zh-Hans-CN", mobileweb.Chinese},
+	{"zh-SG", mobileweb.Chinese},
+	{"cmn-Hans", mobileweb.Chinese},
+	// Traditional Chinese readers get the Chinese page over English.
+	{"zh-TW", mobileweb.Chinese},
+	{"zh-Hant", mobileweb.Chinese},
+	{"zh-HK,en;q=0.9", mobileweb.Chinese},
+	{"zh-TW,zh;q=0.9", mobileweb.Chinese},
+	{"en;q=0.5,zh-TW;q=0.8", mobileweb.Chinese},
+	{"en-US,en;q=0.9,zh-TW;q=0.8", mobileweb.English},
+	// q-values, then order.
+	{"zh-CN,zh;q=0.9,en;q=0.8", mobileweb.Chinese},
+	{"en-US,en;q=0.9,zh-CN;q=0.8", mobileweb.English},
+	{"en;q=0.5, zh;q=0.8", mobileweb.Chinese},
+	{"fr-FR,fr;q=0.9,zh;q=0.5", mobileweb.Chinese},
+	{"ja,zh;q=0.1", mobileweb.Chinese},
+	{"fr,en;q=0.1,zh;q=0.05", mobileweb.English},
+	{"zh;q=0", mobileweb.English},
+	{"zh;q=0,en;q=0.1", mobileweb.English},
+	{"zh;q=0.5,en;q=0.5", mobileweb.Chinese}, // equal: first listed wins
+	{"en;q=0.5,zh;q=0.5", mobileweb.English},
+	{" zh-cn ; q = 0.7 , en ; q=0.6", mobileweb.Chinese},
+	// Unsupported languages and garbage.
+	{"fr-FR,de;q=0.9", mobileweb.English},
+	{"ja", mobileweb.English},
+	{"zh-Latn", mobileweb.English},
+	{"x-foo", mobileweb.English},
+	// A malformed range is skipped; the others still count.
+	{"zh;q=abc,en;q=0.1", mobileweb.English},
+	{"zh-CN,xx_bad!,en;q=0.5", mobileweb.Chinese},
+	{"fr,zh;q=0.9;q=0.9,en;q=0.8;q=0.8", mobileweb.English},
+	// What Chromium sends when told "zh-CN,zh;q=0.9,en;q=0.8".
+	{"zh-CN,zh;q=0.9;q=0.9,en;q=0.8;q=0.8", mobileweb.Chinese},
+	{"en-US,en;q=0.9;q=0.9,zh-CN;q=0.8;q=0.8", mobileweb.English},
+	{"zh;level=1", mobileweb.English},
+	{"english,zhongwen", mobileweb.English},
+	{",,,;;;===", mobileweb.English},
+	{"zh\x00CN", mobileweb.English},
+	{strings.Repeat("a", 10000), mobileweb.English},
+	{strings.Repeat("fr,", 100) + "zh", mobileweb.English}, // only the first ranges are read
+	{strings.Repeat("fr,", 31) + "zh", mobileweb.Chinese},  // the 32nd is
+}
+
 func TestLanguage(t *testing.T) {
-	tests := []struct {
-		header string
-		want   string
-	}{
-		{"", mobileweb.English},
-		{"*", mobileweb.English},
-		{"en", mobileweb.English},
-		{"zh", mobileweb.Chinese},
-		{"zh-CN", mobileweb.Chinese},
-		{"ZH-cn", mobileweb.Chinese},
-		{"zh-Hans-CN", mobileweb.Chinese},
-		{"zh-TW,zh;q=0.9", mobileweb.Chinese},
-		{"zh-CN,zh;q=0.9,en;q=0.8", mobileweb.Chinese},
-		{"en-US,en;q=0.9,zh-CN;q=0.8", mobileweb.English},
-		{"en;q=0.5, zh;q=0.8", mobileweb.Chinese},
-		{"fr-FR,fr;q=0.9,zh;q=0.5", mobileweb.Chinese},
-		{"fr-FR,de;q=0.9", mobileweb.English},
-		{"zh;q=0", mobileweb.English},
-		{"zh;q=0.5,en;q=0.5", mobileweb.Chinese}, // equal: first listed wins
-		{"en;q=0.5,zh;q=0.5", mobileweb.English},
-		{"zh;q=abc,en;q=0.1", mobileweb.English}, // malformed q is ignored
-		{"zh;q=2", mobileweb.English},
-		{"zh;level=1", mobileweb.English},
-		{" zh-cn ; q = 0.7 , en ; q=0.6", mobileweb.Chinese},
-		{"english,zhongwen", mobileweb.English},
-		{strings.Repeat("fr,", 100) + "zh", mobileweb.English}, // only the first ranges are read
-		{",,,;;;===", mobileweb.English},
-	}
-	for _, tt := range tests {
+	for _, tt := range languageCases {
 		if got := mobileweb.Language(tt.header); got != tt.want {
 			t.Errorf("Language(%q) = %q, want %q", tt.header, got, tt.want)
 		}
 	}
+}
+
+// TestLanguageConcurrent: the shared matcher serves concurrent requests.
+func TestLanguageConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for _, tt := range languageCases {
+				if got := mobileweb.Language(tt.header); got != tt.want {
+					t.Errorf("Language(%q) = %q, want %q", tt.header, got, tt.want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// FuzzLanguage: any header value picks one of the page's languages,
+// without panicking.
+func FuzzLanguage(f *testing.F) {
+	for _, tt := range languageCases {
+		f.Add(tt.header)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		if got := mobileweb.Language(header); got != mobileweb.English && got != mobileweb.Chinese {
+			t.Fatalf("Language(%q) = %q, not a language of the page", header, got)
+		}
+	})
 }
 
 func TestIndex(t *testing.T) {

@@ -96,8 +96,8 @@ func (e *benchEnv) session(b *testing.B) api.CreateSessionResponse {
 
 const createBody = `{"device_name":"Alice's laptop","platform":"linux/amd64","app_name":"qrlogin-desktop 1.0.0"}`
 
-// BenchmarkCreateSession is POST /login-sessions: ids, poll token, QR
-// PNG, one INSERT and the JSON answer.
+// BenchmarkCreateSession is POST /login-sessions: ids, poll token, one
+// INSERT and the JSON answer.
 func BenchmarkCreateSession(b *testing.B) {
 	e := newBenchEnv(b)
 	b.ReportAllocs()
@@ -106,15 +106,15 @@ func BenchmarkCreateSession(b *testing.B) {
 	}
 }
 
-// BenchmarkCreateSessionNoPNG is the same with the QR code rendering
-// replaced by a constant, to show what the PNG costs.
-func BenchmarkCreateSessionNoPNG(b *testing.B) {
-	e := newBenchEnv(b, func(c *Config) {
-		c.RenderQR = func(string, int) (string, error) { return "data:image/png;base64,", nil }
-	})
+// BenchmarkQRImage is GET /login-sessions/{id}/qr.png at the default
+// size: one read, the QR matrix and the PNG.
+func BenchmarkQRImage(b *testing.B) {
+	e := newBenchEnv(b)
+	s := e.session(b)
+	path := "/api/v1/login-sessions/" + s.ID + "/qr.png"
 	b.ReportAllocs()
 	for b.Loop() {
-		e.serve(b, http.MethodPost, "/api/v1/login-sessions", "", createBody, http.StatusCreated)
+		e.serve(b, http.MethodGet, path, "", "", http.StatusOK)
 	}
 }
 

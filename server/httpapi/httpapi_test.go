@@ -231,8 +231,8 @@ func TestCreateSession(t *testing.T) {
 	if len(s.UserCode) != 9 || s.UserCode[4] != '-' || strings.Trim(strings.Replace(s.UserCode, "-", "", 1), "BCDFGHJKLMNPQRSTVWXZ") != "" {
 		t.Errorf("user_code %q: want XXXX-XXXX from BCDFGHJKLMNPQRSTVWXZ", s.UserCode)
 	}
-	if !strings.HasPrefix(s.QRPNG, "data:image/png;base64,") {
-		t.Errorf("qr_png prefix: %.40q", s.QRPNG)
+	if s.QRURL != "http://192.0.2.10:8080/api/v1/login-sessions/"+s.ID+"/qr.png" {
+		t.Errorf("qr_url %q", s.QRURL)
 	}
 	if s.ExpiresIn != 120 || !s.ExpiresAt.Equal(e.clock.Now().Add(2*time.Minute)) || s.Interval <= 0 {
 		t.Errorf("expiry: expires_in %d, expires_at %v, interval %d", s.ExpiresIn, s.ExpiresAt, s.Interval)

@@ -21,7 +21,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/notify"
-	"github.com/qrlogin/qrlogin/server/qrcode"
+	"github.com/qrlogin/qrlogin/server/qrpng"
 	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
@@ -90,9 +90,6 @@ type Config struct {
 	// PingInterval is how often an idle event stream carries a comment;
 	// DefaultPingInterval when 0.
 	PingInterval time.Duration
-	// RenderQR draws a session's QR code as a data URL; qrcode.DataURL when
-	// nil (benchmarks replace it to measure the rest of session creation).
-	RenderQR func(content string, size int) (string, error)
 }
 
 // Deps are the services the HTTP layer adapts.
@@ -124,6 +121,7 @@ type Server struct {
 	limits     Limits
 	log        *slog.Logger
 	waits      heldWaits
+	qr         *qrpng.Encoder
 	requestIDs *requestIDs
 	handler    http.Handler
 	https      bool           // reached over HTTPS: see Config.SecureCookies
@@ -139,9 +137,6 @@ type Server struct {
 func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.RenderQR == nil {
-		cfg.RenderQR = qrcode.DataURL
 	}
 	if cfg.MaxWaiters <= 0 {
 		cfg.MaxWaiters = DefaultMaxWaiters
@@ -163,6 +158,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		log:        d.Log,
 		waits:      heldWaits{max: cfg.MaxWaiters},
 		requestIDs: newRequestIDs(),
+		qr:         qrpng.NewEncoder(),
 		closing:    make(chan struct{}),
 	}
 	if s.hub == nil {

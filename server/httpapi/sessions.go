@@ -24,7 +24,6 @@ import (
 
 const (
 	pollTokenBytes = 32  // 256-bit poll tokens
-	qrSize         = 256 // pixels of the QR PNG
 	pollInterval   = 2   // seconds between polls for clients that do not long-poll
 	maxDeviceField = 100 // characters kept of each device field
 	maxUserAgent   = 300
@@ -38,6 +37,7 @@ func (s *Server) mountSessions(r gin.IRouter) {
 	r.POST("/login-sessions", s.createSession)
 	r.GET("/login-sessions/:id/status", s.sessionStatus)
 	r.GET("/login-sessions/:id/events", s.sessionEvents)
+	r.GET("/login-sessions/:id/qr.png", s.sessionQR)
 	r.DELETE("/login-sessions/:id", s.withdrawSession)
 
 	r.GET("/login-sessions/by-code/:code", s.requireUser, s.sessionByCode)
@@ -97,15 +97,10 @@ func (s *Server) createSession(c *gin.Context) {
 	}
 	// Ids and codes are random; a collision is astronomically rare for ids
 	// and rare for codes, so a few attempts always suffice.
-	var png string
 	for attempt := 0; ; attempt++ {
 		sess.ID = auth.NewID()
 		if sess.UserCode, err = auth.NewUserCode(); err != nil {
 			s.writeError(c, fmt.Errorf("new user code: %w", err))
-			return
-		}
-		if png, err = s.cfg.RenderQR(s.verifyURL(sess.ID), qrSize); err != nil {
-			s.writeError(c, fmt.Errorf("render QR code: %w", err))
 			return
 		}
 		err = s.store.CreateSession(c.Request.Context(), sess)
@@ -122,7 +117,7 @@ func (s *Server) createSession(c *gin.Context) {
 		PollToken: pollToken,
 		VerifyURL: s.verifyURL(sess.ID),
 		UserCode:  auth.FormatUserCode(sess.UserCode),
-		QRPNG:     png,
+		QRURL:     s.qrURL(sess.ID),
 		ExpiresAt: sess.ExpiresAt,
 		ExpiresIn: int(s.cfg.SessionTTL / time.Second),
 		Interval:  pollInterval,

@@ -31,8 +31,8 @@ type Scenario string
 
 // The scenarios of Run.
 const (
-	// Issue: Clients desktops create sessions (with their QR PNG) back to
-	// back.
+	// Issue: Clients desktops create sessions back to back (the answer
+	// carries the QR image's URL, not the image).
 	Issue Scenario = "issue"
 	// Flow: Clients desktop+phone pairs run the whole sign-in: create,
 	// long-poll, scan, confirm, token delivery.
@@ -41,6 +41,9 @@ const (
 	// runs one flow now and then to check that a confirm is still noticed
 	// at once.
 	Idle Scenario = "idle"
+	// QR: Clients desktops fetch their session's QR image (qr.png at the
+	// default size) back to back.
+	QR Scenario = "qr"
 )
 
 // WaitOn names how desktops wait for the phone.
@@ -77,7 +80,7 @@ type Config struct {
 	URLs     []string
 	Scenario Scenario
 	// Clients is the number of concurrent creators (issue), desktop+phone
-	// pairs (flow) or waiting desktops (idle).
+	// pairs (flow), waiting desktops (idle) or image fetchers (qr).
 	Clients int
 	// Duration is the measurement window.
 	Duration time.Duration
@@ -100,7 +103,7 @@ type Config struct {
 	// plus two of the longest think pauses), so the server is not left with a burst of
 	// abandoned requests.
 	Drain time.Duration
-	// MaxOps bounds the operations (sessions, flows) of the run.
+	// MaxOps bounds the operations (sessions, flows, images) of the run.
 	MaxOps int64
 	// ProbeEvery is how often the idle probe runs a flow.
 	ProbeEvery time.Duration
@@ -125,9 +128,9 @@ func (c *Config) defaults() error {
 		c.URLs[i] = u
 	}
 	switch c.Scenario {
-	case Issue, Flow, Idle:
+	case Issue, Flow, Idle, QR:
 	default:
-		return fmt.Errorf("unknown scenario %q (issue, flow or idle)", c.Scenario)
+		return fmt.Errorf("unknown scenario %q (issue, flow, idle or qr)", c.Scenario)
 	}
 	if c.Clients < 1 {
 		return fmt.Errorf("clients: %d must be at least 1", c.Clients)
@@ -202,10 +205,11 @@ type Result struct {
 	WaitOn   WaitOn        `json:"wait_on,omitempty"`
 	// Window is the measured wall time.
 	Window time.Duration `json:"window_ns"`
-	// Ops counts sessions created (issue), flows completed (flow) or
-	// desktops waiting when the window opened (idle).
+	// Ops counts sessions created (issue), flows completed (flow),
+	// desktops waiting when the window opened (idle) or images fetched
+	// (qr).
 	Ops int64 `json:"ops"`
-	// Rate is Ops per second of the window (issue, flow).
+	// Rate is Ops per second of the window (issue, flow, qr).
 	Rate float64 `json:"rate"`
 	Unit string  `json:"unit"`
 	// Requests counts HTTP answers received during the window.
@@ -215,7 +219,8 @@ type Result struct {
 	// ErrorsByCode by the server's error code or "transport"/"timeout".
 	Errors       int64            `json:"errors"`
 	ErrorsByCode map[string]int64 `json:"errors_by_code,omitempty"`
-	// Latency is the create latency (issue) or the whole flow (flow).
+	// Latency is the create latency (issue), the whole flow (flow) or the
+	// image fetch (qr).
 	Latency Summary `json:"latency"`
 	// Notice is the time from the phone's confirm response returning to
 	// the desktop holding the tokens (flow, idle probe). A desktop that
@@ -263,6 +268,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Unit = "desktops"
 		res.Wait = cfg.Wait
 		err = r.idle(ctx, res)
+	case QR:
+		res.Unit = "images/s"
+		err = r.qr(ctx, res)
 	}
 	if err != nil {
 		return nil, err
@@ -374,7 +382,7 @@ const requestTimeout = 15 * time.Second
 
 var createReq = api.CreateSessionRequest{DeviceName: "load test", Platform: "linux/amd64", AppName: "qrlogin-load"}
 
-// create makes one session and checks it carries a QR PNG.
+// create makes one session and checks it carries what a desktop needs.
 func (r *runner) create(ctx context.Context, c *client.Client) (*api.CreateSessionResponse, error) {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -382,8 +390,8 @@ func (r *runner) create(ctx context.Context, c *client.Client) (*api.CreateSessi
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(s.QRPNG, "data:image/png;base64,") || s.ID == "" || s.PollToken == "" {
-		return nil, fmt.Errorf("create session: answer without id, poll token or QR PNG")
+	if s.ID == "" || s.PollToken == "" || !strings.HasSuffix(s.QRURL, "/"+s.ID+"/qr.png") {
+		return nil, fmt.Errorf("create session: answer without id, poll token or QR image URL")
 	}
 	return s, nil
 }

@@ -52,6 +52,9 @@ func (res *Result) WriteTable(w io.Writer) error {
 		row("notice latency ms", "%s", latencyCells(res.Notice))
 	case Idle:
 		row("confirm noticed ms", "%s", latencyCells(res.Notice))
+	case QR:
+		row("images", "%d (%.0f images/s)", res.Ops, res.Rate)
+		row("fetch latency ms", "%s", latencyCells(res.Latency))
 	}
 	row("requests", "%d (%.0f/s)", res.Requests, res.RequestsPerSec)
 	row("errors", "%d%s", res.Errors, errorCodes(res.ErrorsByCode))

@@ -45,6 +45,7 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 		cfg  loadtest.Config
 	}{
 		{"issue", loadtest.Config{Scenario: loadtest.Issue, Clients: 4}},
+		{"qr", loadtest.Config{Scenario: loadtest.QR, Clients: 4}},
 		{"flow flat out", loadtest.Config{Scenario: loadtest.Flow, Clients: 4}},
 		{"flow with think", loadtest.Config{Scenario: loadtest.Flow, Clients: 3, Think: 20 * time.Millisecond}},
 		// The server runs in this process, so --pid is our own.
@@ -65,9 +66,9 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 				t.Errorf("ops %d, requests %d, window %v: want work done over at least %v", res.Ops, res.Requests, res.Window, cfg.Duration)
 			}
 			switch cfg.Scenario {
-			case loadtest.Issue:
+			case loadtest.Issue, loadtest.QR:
 				if res.Latency.N != int(res.Ops) || res.Rate <= 0 {
-					t.Errorf("latency samples %d for %d sessions, rate %v", res.Latency.N, res.Ops, res.Rate)
+					t.Errorf("latency samples %d for %d operations, rate %v", res.Latency.N, res.Ops, res.Rate)
 				}
 			case loadtest.Flow:
 				if res.Notice.N != int(res.Ops) || res.Latency.N != int(res.Ops) {
@@ -114,7 +115,7 @@ func TestSeveralURLs(t *testing.T) {
 
 func TestStopsAtMaxOps(t *testing.T) {
 	srv := startServer(t)
-	for _, sc := range []loadtest.Scenario{loadtest.Issue, loadtest.Flow} {
+	for _, sc := range []loadtest.Scenario{loadtest.Issue, loadtest.Flow, loadtest.QR} {
 		t.Run(string(sc), func(t *testing.T) {
 			// A minute-long window: only the count can end this run early.
 			res := run(t, loadtest.Config{URLs: []string{srv.URL}, Scenario: sc, Clients: 4, Duration: time.Minute, MaxOps: 25})
@@ -182,6 +183,7 @@ func TestRunRefuses(t *testing.T) {
 		{"wrong password", loadtest.Config{URLs: []string{srv.URL}, Scenario: loadtest.Flow, Clients: 2, Duration: time.Second,
 			Username: "alice", Password: "not-her-password"}, "--demo"},
 		{"sessions expire too soon", loadtest.Config{URLs: []string{short.URL}, Scenario: loadtest.Idle, Clients: 2, Duration: time.Second}, "--session-ttl"},
+		{"images outlive their sessions", loadtest.Config{URLs: []string{short.URL}, Scenario: loadtest.QR, Clients: 2, Duration: time.Minute}, "--session-ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

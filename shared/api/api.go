@@ -78,8 +78,11 @@ type CreateSessionResponse struct {
 	VerifyURL string `json:"verify_url"`
 	// UserCode is XXXX-XXXX, typed at <public-url>/m when the camera fails.
 	UserCode string `json:"user_code"`
-	// QRPNG is a data:image/png;base64 URL of the QR code of VerifyURL.
-	QRPNG     string    `json:"qr_png"`
+	// QRURL is the absolute URL of a PNG of the QR code of VerifyURL:
+	// GET /api/v1/login-sessions/{id}/qr.png[?size=N]. It needs no token
+	// (the image shows only what the QR code shows) and answers 404 once
+	// the session has ended.
+	QRURL     string    `json:"qr_url"`
 	ExpiresAt time.Time `json:"expires_at"`
 	// ExpiresIn is the session's lifetime in seconds.
 	ExpiresIn int `json:"expires_in"`

@@ -4,11 +4,12 @@
 //	qrlogin-load --url http://127.0.0.1:8080 --scenario issue -c 16 -d 10s
 //	qrlogin-load --url http://127.0.0.1:8080 --scenario flow -c 200 -d 10s [--think 500ms]
 //	qrlogin-load --url http://127.0.0.1:8080 --scenario idle -c 10000 -d 60s --pid $(pidof qrlogin-server) [--wait-on stream]
+//	qrlogin-load --url http://127.0.0.1:8080 --scenario qr -c 16 -d 10s
 //	qrlogin-load bench [--server-bin bin/qrlogin-server]   short run of everything, one table
 //
 // The server must run with its rate limits lifted (--limit-login 0
-// --limit-create 0 --limit-lookup 0) and, for idle, a --session-ttl longer
-// than the run. Phones sign in as --username/--password (default: the
+// --limit-create 0 --limit-lookup 0) and, for idle and qr, a --session-ttl
+// longer than the run. Phones sign in as --username/--password (default: the
 // --demo account alice). The tool targets only the URLs it is given, and
 // every loop stops by itself after -d or --max-ops.
 package main
@@ -70,8 +71,8 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, bool, error) 
 	fs := flag.NewFlagSet("qrlogin-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	urls := fs.String("url", "http://127.0.0.1:8080", "server base URL; several comma-separated spread desktops and phones over them")
-	scenario := fs.String("scenario", "flow", "issue, flow or idle")
-	fs.IntVar(&cfg.Clients, "clients", 16, "concurrent clients: creators (issue), desktop+phone pairs (flow), waiting desktops (idle)")
+	scenario := fs.String("scenario", "flow", "issue, flow, idle or qr")
+	fs.IntVar(&cfg.Clients, "clients", 16, "concurrent clients: creators (issue), desktop+phone pairs (flow), waiting desktops (idle), image fetchers (qr)")
 	fs.IntVar(&cfg.Clients, "c", 16, "short for --clients")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measurement window")
 	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "short for --duration")
@@ -81,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, bool, error) 
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its CPU and memory from /proc/<pid> (Linux)")
 	fs.StringVar(&cfg.Username, "username", loadtest.DefaultUsername, "phone user name (flow, idle probe)")
 	fs.StringVar(&cfg.Password, "password", loadtest.DefaultPassword, "phone user password")
-	fs.Int64Var(&cfg.MaxOps, "max-ops", loadtest.DefaultMaxOps, "stop after this many sessions or flows")
+	fs.Int64Var(&cfg.MaxOps, "max-ops", loadtest.DefaultMaxOps, "stop after this many sessions, flows or images")
 	fs.DurationVar(&cfg.ProbeEvery, "probe-every", loadtest.DefaultProbeEvery, "idle: run one confirm probe this often")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {

@@ -54,20 +54,20 @@ func TestParseFlags(t *testing.T) {
 
 func TestParseGoBench(t *testing.T) {
 	out := `goos: linux
-BenchmarkDataURL-2         	   20000	     61234 ns/op	   13895 B/op	      20 allocs/op
+BenchmarkEncode-2          	   20000	     61234 ns/op	   13895 B/op	      20 allocs/op
 BenchmarkSessionLookup/100000-2  	    3000	     52.5 ns/op
 BenchmarkNoMem-2   	 100	 1500000 ns/op
 PASS
-ok  	github.com/qrlogin/qrlogin/server/qrcode	2.1s
+ok  	github.com/qrlogin/qrlogin/server/qrpng	2.1s
 `
-	rows := parseGoBench("./server/qrcode", out)
+	rows := parseGoBench("./server/qrpng", out)
 	if len(rows) != 3 {
 		t.Fatalf("rows = %+v, want 3", rows)
 	}
 	want := []tableRow{
-		{"server/qrcode", "DataURL", "61.2 µs, 13895 B, 20 allocs /op", "", ""},
-		{"server/qrcode", "SessionLookup/100000", "52 ns /op", "", ""},
-		{"server/qrcode", "NoMem", "1.50 ms /op", "", ""},
+		{"server/qrpng", "Encode", "61.2 µs, 13895 B, 20 allocs /op", "", ""},
+		{"server/qrpng", "SessionLookup/100000", "52 ns /op", "", ""},
+		{"server/qrpng", "NoMem", "1.50 ms /op", "", ""},
 	}
 	for i := range want {
 		if rows[i] != want[i] {
@@ -77,14 +77,26 @@ ok  	github.com/qrlogin/qrlogin/server/qrcode	2.1s
 }
 
 func TestScenarioRows(t *testing.T) {
-	res := &loadtest.Result{Scenario: loadtest.Issue, Rate: 2500, Latency: loadtest.Summary{P50: 3 * time.Millisecond, P99: 60 * time.Millisecond}}
-	rows := scenarioRows("issue", res)
-	got := map[string]string{}
-	for _, r := range rows {
-		got[r.metric] = r.ok
+	verdicts := func(res *loadtest.Result) map[string]string {
+		got := map[string]string{}
+		for _, r := range scenarioRows(string(res.Scenario), res) {
+			got[r.metric] = r.ok
+		}
+		return got
 	}
-	if got["sessions/s (with QR PNG)"] != "ok" || got["create p50 / p99"] != "MISSED" || got["errors"] != "ok" {
-		t.Errorf("rows = %+v", rows)
+	issue := &loadtest.Result{Scenario: loadtest.Issue, Rate: 3500, Latency: loadtest.Summary{P50: 3 * time.Millisecond, P99: 60 * time.Millisecond}}
+	if got := verdicts(issue); got["sessions/s (no PNG)"] != "ok" || got["create p50 / p99"] != "MISSED" || got["errors"] != "ok" {
+		t.Errorf("issue rows = %v", got)
+	}
+	issue.Rate = 2500
+	if got := verdicts(issue); got["sessions/s (no PNG)"] != "MISSED" {
+		t.Errorf("issue rows at 2500/s = %v", got)
+	}
+	for rate, want := range map[float64]string{1200: "ok", 800: "MISSED"} {
+		qr := &loadtest.Result{Scenario: loadtest.QR, Rate: rate}
+		if got := verdicts(qr); got["qr.png images/s"] != want {
+			t.Errorf("qr rows at %v/s = %v, want %s", rate, got, want)
+		}
 	}
 	idle := &loadtest.Result{Scenario: loadtest.Idle, Clients: 1000, Ops: 1000, Notice: loadtest.Summary{N: 3, P99: 2 * time.Millisecond},
 		Server: &loadtest.ProcStats{CPUPercent: 9, RSSPeakMB: 300}}
