@@ -155,6 +155,15 @@ func TestOAuthDeviceFlowWithStandardClients(t *testing.T) {
 		t.Fatalf("device authorization %+v", da)
 	}
 	id := sessionID(t, da)
+	// The server draws the QR code of verification_uri_complete too.
+	qr, err := http.Get(srv.URL + "/api/v1/login-sessions/" + id + "/qr.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	qr.Body.Close()
+	if qr.StatusCode != http.StatusOK || qr.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("qr.png of a device authorization: %d %s", qr.StatusCode, qr.Header.Get("Content-Type"))
+	}
 
 	// The phone sees the app by the name the server registered for it.
 	ph, tok := phone(t, srv)
