@@ -27,7 +27,7 @@ BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr
 TEST_PKGS  := xvfb xauth x11-apps imagemagick zbar-tools chromium dbus dbus-x11 gnome-keyring \
               fonts-noto-cjk fonts-dejavu-core postgresql
 
-.PHONY: run test build server desktop deps test-deps vet bench clean
+.PHONY: run test build server desktop deps test-deps vet bench fuzz clean
 
 build: server desktop
 
@@ -95,6 +95,34 @@ test: test-deps vet
 # full runs and the figures.
 bench: server
 	$(GO) run ./server/cmd/qrlogin-load bench --server-bin bin/qrlogin-server --go $(GO)
+
+# Every fuzz target, as package:Target. `make fuzz` runs each for FUZZTIME
+# (an input that fails lands in the package's testdata/fuzz); FUZZFLAGS
+# adds go test flags, e.g. -parallel=1. Plain `go test` runs their seeds.
+FUZZTIME     ?= 30s
+FUZZFLAGS    ?=
+FUZZ_TARGETS := \
+	./server/httpapi:FuzzLoginBody \
+	./server/httpapi:FuzzCookieLoginBody \
+	./server/httpapi:FuzzRefreshBody \
+	./server/httpapi:FuzzLogoutBody \
+	./server/httpapi:FuzzCreateSessionBody \
+	./server/httpapi:FuzzPathValue \
+	./server/httpapi:FuzzAuthorization \
+	./server/httpapi:FuzzPhoneCookie \
+	./server/httpapi:FuzzClientIP \
+	./server/httpapi:FuzzCleanField \
+	./server/auth:FuzzVerify \
+	./server/auth:FuzzVerifyMutated \
+	./server/auth:FuzzNormalizeUserCode \
+	./server/lanaddr:FuzzSameNetwork \
+	./mobile-web:FuzzLanguage
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $${t#*:} ($${t%%:*}, $(FUZZTIME))"; \
+	  $(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) $(FUZZFLAGS) "$${t%%:*}"; \
+	done
 
 clean:
 	rm -rf bin dist

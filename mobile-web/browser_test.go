@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +36,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/app/apptest"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 const (
@@ -339,12 +339,6 @@ func (d *desktop) status() api.Status {
 	return r.Status
 }
 
-// clock is a server clock the test can move forward.
-type clock struct{ offset atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
 func startServer(t *testing.T, opts ...func(*app.Config)) *apptest.Server {
 	t.Helper()
 	srv := apptest.Start(t, opts...)
@@ -492,7 +486,7 @@ func TestPhoneWithdrawn(t *testing.T) {
 // expires while shown or was already expired when opened.
 func TestPhoneExpired(t *testing.T) {
 	t.Run("while shown", func(t *testing.T) {
-		var clk clock
+		clk := testclock.Running()
 		p := newPhone(t, "en")
 		srv := startServer(t, func(c *app.Config) { c.Now = clk.Now })
 		d := newDesktop(t, srv.Client(), laptop)
@@ -518,7 +512,7 @@ func TestPhoneExpired(t *testing.T) {
 		p.result("Request expired") // the countdown reaches zero
 	})
 	t.Run("already expired", func(t *testing.T) {
-		var clk clock
+		clk := testclock.Running()
 		p := newPhone(t, "en")
 		srv := startServer(t, func(c *app.Config) { c.Now = clk.Now })
 		d := newDesktop(t, srv.Client(), laptop)

@@ -15,27 +15,11 @@ import (
 	"github.com/qrlogin/qrlogin/desktop/tokenstore"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
-// clock is a settable clock shared by a test, its fake server and the flow.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is the clock shared by a test, its fake server and the flow.
+func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)) }
 
 // fakeServer is an in-memory qrlogin server behind the signin.API
 // interface: it keeps the session states and token rules of the real one,

@@ -12,13 +12,14 @@ import (
 	"github.com/qrlogin/qrlogin/desktop/tokenstore"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 const server = "http://desktop.test:8080"
 
 type harness struct {
 	t      *testing.T
-	clock  *clock
+	clock  *testclock.Clock
 	srv    *fakeServer
 	tokens *tokenstore.Memory
 	cfg    signin.Config

@@ -292,7 +292,7 @@ func (a *App) init(ctx context.Context) error {
 			Lookup:    minute(cfg.LimitLookup),
 		},
 		Log:   a.log,
-		OAuth: oauthHandler,
+		Extra: []httpapi.Mounter{oauthHandler},
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP API: %w", err)

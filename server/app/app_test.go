@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/app/apptest"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 func TestValidate(t *testing.T) {
@@ -74,26 +74,8 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestSweeperRemovesEndedSessions(t *testing.T) {
-	clk := &fakeClock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	srv := apptest.Start(t, func(c *app.Config) {
 		c.Now = clk.Now
 		c.SweepInterval = 20 * time.Millisecond

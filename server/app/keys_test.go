@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,25 +16,8 @@ import (
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
-
-// clock is a settable clock for the servers under test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // kidOf is the key id in an access token's header.
 func kidOf(t *testing.T, token string) string {
@@ -82,7 +64,7 @@ func eventually(t *testing.T, what string, check func() string) {
 // at once, signs from its CreatedAt on, and the old key keeps verifying
 // the tokens it signed.
 func TestRotatedKeyIsPickedUpWithoutRestart(t *testing.T) {
-	clk := &clock{now: time.Now().UTC()}
+	clk := testclock.New(time.Now().UTC())
 	srv := apptest.Start(t, func(c *app.Config) { c.Now, c.KeyReload = clk.Now, 10*time.Millisecond })
 	srv.AddUser(t, "alice", "Alice Chen", "alice-password-1")
 	ctx := t.Context()

@@ -8,6 +8,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 const publicURL = "https://login.example.com"
@@ -16,7 +17,7 @@ const publicURL = "https://login.example.com"
 // server's own API refuses it, and a client's verification refuses the
 // API's tokens and ID tokens.
 func TestClientTokensAreKeptApart(t *testing.T) {
-	c := &clock{now: t0}
+	c := testclock.New(t0)
 	iss := newIssuer(t, &keyStore{}, c)
 
 	clientTok, exp, err := iss.SignClient(publicURL, "cli", "user-1", auth.AMRQR, "openid profile")
@@ -64,7 +65,7 @@ func TestClientTokensAreKeptApart(t *testing.T) {
 }
 
 func TestSignIDToken(t *testing.T) {
-	c := &clock{now: t0.Add(1500 * time.Millisecond)}
+	c := testclock.New(t0.Add(1500 * time.Millisecond))
 	iss := newIssuer(t, &keyStore{}, c)
 	tok, err := iss.SignIDToken(auth.IDToken{
 		Issuer: publicURL, Subject: "user-1", Audience: "cli", AuthTime: t0,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,6 +19,9 @@ import (
 // ErrInvalidToken is returned (wrapped) by Issuer.Verify for every token it
 // refuses, whatever the reason, so callers need only one check.
 var ErrInvalidToken = errors.New("invalid access token")
+
+// jwsChars are the characters of a compact JWS: base64url and dots.
+const jwsChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 
 // maxTokenLen bounds what Verify will parse; our tokens are ~300 bytes.
 const maxTokenLen = 4096
@@ -342,6 +346,11 @@ func (i *Issuer) VerifyClient(token, issuer string) (Claims, error) {
 func (i *Issuer) verify(token string) (tokenClaims, Claims, error) {
 	if len(token) > maxTokenLen {
 		return tokenClaims{}, Claims{}, fmt.Errorf("%w: too long", ErrInvalidToken)
+	}
+	// base64 decoding skips line breaks, so without this check a token
+	// with one added to its signature would verify as the original.
+	if strings.TrimLeft(token, jwsChars) != "" {
+		return tokenClaims{}, Claims{}, fmt.Errorf("%w: not a compact JWS", ErrInvalidToken)
 	}
 	var tc tokenClaims
 	_, err := i.parser.ParseWithClaims(token, &tc, i.key)

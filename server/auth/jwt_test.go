@@ -19,6 +19,7 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 // keyStore is an in-memory auth.KeyStore.
@@ -55,24 +56,6 @@ func (ks *keyStore) CreateSigningKey(_ context.Context, k store.SigningKey) erro
 	return nil
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const (
@@ -81,7 +64,7 @@ const (
 	testTTL      = 15 * time.Minute
 )
 
-func newIssuer(tb testing.TB, ks auth.KeyStore, c *clock) *auth.Issuer {
+func newIssuer(tb testing.TB, ks auth.KeyStore, c *testclock.Clock) *auth.Issuer {
 	tb.Helper()
 	iss, err := auth.NewIssuer(context.Background(), ks, auth.IssuerConfig{
 		Issuer: testIssuer, Audience: testAudience, TTL: testTTL, Now: c.Now,
@@ -130,7 +113,7 @@ func goodClaims(now time.Time) jwt.RegisteredClaims {
 
 func TestIssuerVerify(t *testing.T) {
 	ks := &keyStore{}
-	c := &clock{now: t0}
+	c := testclock.New(t0)
 	iss := newIssuer(t, ks, c)
 	if len(ks.keys) != 1 {
 		t.Fatalf("NewIssuer stored %d keys, want 1", len(ks.keys))
@@ -225,7 +208,7 @@ func TestIssuerVerify(t *testing.T) {
 
 func TestIssuerSign(t *testing.T) {
 	ks := &keyStore{}
-	c := &clock{now: t0.Add(700 * time.Millisecond)}
+	c := testclock.New(t0.Add(700 * time.Millisecond))
 	iss := newIssuer(t, ks, c)
 	tok, exp, err := iss.Sign("user-7", auth.AMRQR)
 	if err != nil {
@@ -298,7 +281,7 @@ func TestIssuerSign(t *testing.T) {
 
 func TestIssuerKeyPersisted(t *testing.T) {
 	ks := &keyStore{}
-	c := &clock{now: t0}
+	c := testclock.New(t0)
 	first := newIssuer(t, ks, c)
 	tok := mustSign(t, first, "user-1")
 	if ks.created != 1 {
@@ -339,7 +322,7 @@ func TestIssuerCreateRace(t *testing.T) {
 		ks.keys = append(ks.keys, store.SigningKey{ID: "theirs", PrivateKey: theirs, CreatedAt: t0})
 		return store.ErrConflict
 	}
-	iss := newIssuer(t, ks, &clock{now: t0})
+	iss := newIssuer(t, ks, testclock.New(t0))
 	if keys := iss.JWKS().Keys; len(keys) != 1 || keys[0].Kid != "theirs" {
 		t.Fatalf("JWKS = %+v, want only the racing server's key", keys)
 	}
@@ -360,7 +343,7 @@ func TestIssuerNewestKeySigns(t *testing.T) {
 		{ID: "older", PrivateKey: older, CreatedAt: t0.Add(-48 * time.Hour)},
 		{ID: "newer", PrivateKey: newer, CreatedAt: t0.Add(-time.Hour)},
 	}}
-	iss := newIssuer(t, ks, &clock{now: t0})
+	iss := newIssuer(t, ks, testclock.New(t0))
 	parsed, _, err := jwt.NewParser().ParseUnverified(mustSign(t, iss, "u"), &jwt.RegisteredClaims{})
 	if err != nil || parsed.Header["kid"] != "newer" {
 		t.Fatalf("signed with kid %v, err %v; want newer", parsed.Header["kid"], err)
@@ -375,7 +358,7 @@ func TestIssuerNewestKeySigns(t *testing.T) {
 
 func TestIssuerJWKS(t *testing.T) {
 	ks := &keyStore{}
-	c := &clock{now: t0}
+	c := testclock.New(t0)
 	iss := newIssuer(t, ks, c)
 	raw, err := json.Marshal(iss.JWKS())
 	if err != nil {
@@ -470,7 +453,7 @@ func TestNewIssuerErrors(t *testing.T) {
 }
 
 func TestIssuerConcurrent(t *testing.T) {
-	iss := newIssuer(t, &keyStore{}, &clock{now: t0})
+	iss := newIssuer(t, &keyStore{}, testclock.New(t0))
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -490,7 +473,7 @@ func TestIssuerConcurrent(t *testing.T) {
 }
 
 func BenchmarkSign(b *testing.B) {
-	iss := newIssuer(b, &keyStore{}, &clock{now: t0})
+	iss := newIssuer(b, &keyStore{}, testclock.New(t0))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := iss.Sign("user-1", auth.AMRPassword); err != nil {
@@ -500,7 +483,7 @@ func BenchmarkSign(b *testing.B) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	iss := newIssuer(b, &keyStore{}, &clock{now: t0})
+	iss := newIssuer(b, &keyStore{}, testclock.New(t0))
 	tok := mustSign(b, iss, "user-1")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -515,7 +498,7 @@ func BenchmarkVerify(b *testing.B) {
 // leeway.
 func TestIssuerLeeway(t *testing.T) {
 	ks := &keyStore{}
-	c := &clock{now: t0}
+	c := testclock.New(t0)
 	iss := newIssuer(t, ks, c)
 	tests := []struct {
 		name   string
@@ -550,7 +533,7 @@ func TestIssuerLeeway(t *testing.T) {
 // names (to escape a revocation).
 func TestIssuerIssuedAtMicrosMustMatch(t *testing.T) {
 	ks := &keyStore{}
-	iss := newIssuer(t, ks, &clock{now: t0})
+	iss := newIssuer(t, ks, testclock.New(t0))
 	priv := ed25519.PrivateKey(ks.keys[0].PrivateKey)
 	type claims struct {
 		jwt.RegisteredClaims

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -69,17 +70,22 @@ func asError(err error) *Error {
 	return nil
 }
 
+// errorWriter is the one place that answers a request with an error. Every
+// handler embeds one.
+type errorWriter struct{ log *slog.Logger }
+
 // writeError answers the request with err as JSON and aborts the chain.
-func (s *Server) writeError(c *gin.Context, err error) {
-	if asError(err) == nil && c.Request.Context().Err() != nil {
+func (e errorWriter) writeError(c *gin.Context, err error) {
+	ctx := c.Request.Context()
+	if asError(err) == nil && ctx.Err() != nil {
 		// The client went away mid-request (a desktop closing its
 		// long-poll): nobody reads the answer and nothing failed. 499 is
 		// the usual log status for "client closed request".
-		s.log.DebugContext(c.Request.Context(), "client went away", slog.String("request_id", requestID(c)), slog.Any("err", err))
+		e.log.DebugContext(ctx, "client went away", slog.Any("err", err))
 		c.AbortWithStatus(499)
 		return
 	}
-	status, retry, body := s.errorReply(c.Request.Context(), requestID(c), c.FullPath(), err)
+	status, retry, body := e.errorReply(ctx, c.FullPath(), err)
 	if retry != "" {
 		c.Header("Retry-After", retry)
 	}
@@ -88,20 +94,55 @@ func (s *Server) writeError(c *gin.Context, err error) {
 
 // errorReply is the status, Retry-After value and body that answer err.
 // An error the client may not see is logged and answered as internal.
-func (s *Server) errorReply(ctx context.Context, requestID, route string, err error) (int, string, api.Error) {
-	e := asError(err)
-	if e == nil {
-		s.log.ErrorContext(ctx, "internal error",
-			slog.String("request_id", requestID), slog.String("route", route), slog.Any("err", err))
-		e = errorf(api.ErrInternal, "Internal error; the server has logged it.")
+func (e errorWriter) errorReply(ctx context.Context, route string, err error) (int, string, api.Error) {
+	ae := asError(err)
+	if ae == nil {
+		e.log.ErrorContext(ctx, "internal error", slog.String("route", route), slog.Any("err", err))
+		ae = errorf(api.ErrInternal, "Internal error; the server has logged it.")
 	}
-	status, ok := statusOf[e.Code]
+	status, ok := statusOf[ae.Code]
 	if !ok {
 		status = http.StatusInternalServerError
 	}
 	retry := ""
-	if e.RetryAfter > 0 {
-		retry = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
+	if ae.RetryAfter > 0 {
+		retry = strconv.Itoa(int((ae.RetryAfter + time.Second - 1) / time.Second))
 	}
-	return status, retry, api.Error{Code: e.Code, Message: e.Message}
+	return status, retry, api.Error{Code: ae.Code, Message: ae.Message}
+}
+
+// allow applies limiter l to key, answering 429 when it refuses. A nil
+// limiter allows everything.
+func (e errorWriter) allow(c *gin.Context, l Limiter, key string) bool {
+	if l == nil {
+		return true
+	}
+	ok, retry := l.Allow(key)
+	if !ok {
+		e.writeError(c, rateLimited(retry))
+	}
+	return ok
+}
+
+// clientKey is the rate-limit key of the request's client.
+func clientKey(c *gin.Context) string { return ratelimit.Key(c.ClientIP()) }
+
+// rateLimited is the 429 answer for a wait of retry.
+func rateLimited(retry time.Duration) *Error {
+	e := errorf(api.ErrRateLimited, "Too many requests; try again in "+waitWords(retry)+".")
+	e.RetryAfter = retry
+	return e
+}
+
+// waitWords says a wait in whole seconds, rounded up as in Retry-After:
+// "1 second", "2 seconds"; from two minutes on, in whole minutes.
+func waitWords(d time.Duration) string {
+	secs := int((max(d, time.Second) + time.Second - 1) / time.Second)
+	if secs >= 120 {
+		return strconv.Itoa((secs+59)/60) + " minutes"
+	}
+	if secs == 1 {
+		return "1 second"
+	}
+	return strconv.Itoa(secs) + " seconds"
 }

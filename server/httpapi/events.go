@@ -59,7 +59,7 @@ func (e *eventStream) write(frame string) error {
 // once, then each change, until the session ends (confirmed with its
 // tokens, cancelled or expired), a newer wait of the same session takes
 // over, the client goes away or the server shuts down.
-func (s *Server) sessionEvents(c *gin.Context) {
+func (s *desktopSessions) sessionEvents(c *gin.Context) {
 	id := c.Param("id")
 	// Subscribe before the first read, as the long-poll does.
 	changed, unsubscribe := s.hub.Subscribe(id)
@@ -124,7 +124,7 @@ func (s *Server) sessionEvents(c *gin.Context) {
 		return
 	}
 
-	ping := time.NewTicker(s.cfg.PingInterval)
+	ping := time.NewTicker(s.ping)
 	defer ping.Stop()
 	for {
 		expiry := time.NewTimer(max(sess.ExpiresAt.Sub(s.now())+time.Millisecond, 0))
@@ -171,7 +171,7 @@ func (s *Server) sessionEvents(c *gin.Context) {
 // abortOnPanic turns a panic after the stream started into a logged,
 // cut connection, so the client sees a broken stream rather than a clean
 // end. Before that, the panic goes on to recoverJSON's 500.
-func (s *Server) abortOnPanic(c *gin.Context) {
+func (s *desktopSessions) abortOnPanic(c *gin.Context) {
 	r := recover()
 	if r == nil {
 		return
@@ -179,20 +179,20 @@ func (s *Server) abortOnPanic(c *gin.Context) {
 	if r == http.ErrAbortHandler || !c.Writer.Written() {
 		panic(r)
 	}
-	s.log.ErrorContext(c.Request.Context(), "panic", slog.String("request_id", requestID(c)), slog.Any("panic", r))
+	s.log.ErrorContext(c.Request.Context(), "panic", slog.Any("panic", r))
 	panic(http.ErrAbortHandler)
 }
 
 // streamError ends a stream with an error event: the error the status
 // endpoint would have answered, as JSON. "consumed" means another request
 // took the session's tokens.
-func (s *Server) streamError(c *gin.Context, ev *eventStream, err error) {
+func (s *desktopSessions) streamError(c *gin.Context, ev *eventStream, err error) {
 	ctx := c.Request.Context()
 	if asError(err) == nil && ctx.Err() != nil {
 		s.streamGone(c, err)
 		return
 	}
-	status, _, body := s.errorReply(ctx, requestID(c), c.FullPath(), err)
+	status, _, body := s.errorReply(ctx, c.FullPath(), err)
 	if status >= 500 {
 		lineOf(c).status = status
 	}
@@ -202,8 +202,7 @@ func (s *Server) streamError(c *gin.Context, ev *eventStream, err error) {
 }
 
 // streamGone notes a stream whose client went away.
-func (s *Server) streamGone(c *gin.Context, err error) {
-	s.log.DebugContext(c.Request.Context(), "event stream ended by the client",
-		slog.String("request_id", requestID(c)), slog.Any("err", err))
+func (s *desktopSessions) streamGone(c *gin.Context, err error) {
+	s.log.DebugContext(c.Request.Context(), "event stream ended by the client", slog.Any("err", err))
 	lineOf(c).status = 499
 }

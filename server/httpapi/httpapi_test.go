@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/qrlogin/qrlogin/server/account"
@@ -25,38 +27,27 @@ import (
 	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
 	"github.com/qrlogin/qrlogin/shared/api"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
-// clock is a settable clock for expiry tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func TestMain(m *testing.M) {
+	// As main does: no route listing on stdout.
+	gin.SetMode(gin.ReleaseMode)
+	os.Exit(m.Run())
 }
 
 type env struct {
 	t      *testing.T
 	srv    *httpapi.Server
 	h      http.Handler
-	clock  *clock
+	clock  *testclock.Clock
 	issuer *auth.Issuer
 	accts  *account.Service
 	alice  string // user ids
 	bob    string
 }
 
-type envOption func(*httpapi.Config, *httpapi.Limits, *clock)
+type envOption func(*httpapi.Config, *httpapi.Limits, *testclock.Clock)
 
 const (
 	alicePass = "alice-password"
@@ -84,7 +75,7 @@ func newEnvDeps(t *testing.T, w io.Writer, deps func(*httpapi.Deps), opts ...env
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	cfg := httpapi.Config{
 		PublicURL:  "http://192.0.2.10:8080",
 		SessionTTL: 2 * time.Minute,
@@ -275,7 +266,9 @@ func TestCreateSessionRecordsDevice(t *testing.T) {
 }
 
 func TestTrustedProxy(t *testing.T) {
-	e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) { c.TrustedProxies = []string{"10.0.0.1"} })
+	e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) {
+		c.TrustedProxies = []string{"10.0.0.1"}
+	})
 	w := e.do(req{method: "POST", path: "/api/v1/login-sessions", header: map[string]string{"X-Forwarded-For": "203.0.113.9"}, remote: "10.0.0.1:1234"})
 	s := decode[api.CreateSessionResponse](t, w)
 	tok := e.login("alice", alicePass).AccessToken
@@ -600,7 +593,7 @@ func TestJWKSAndHealth(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
-	e := newEnv(t, func(_ *httpapi.Config, l *httpapi.Limits, c *clock) {
+	e := newEnv(t, func(_ *httpapi.Config, l *httpapi.Limits, c *testclock.Clock) {
 		l.Login = ratelimit.New(3, 3, c.Now)
 		l.LoginUser = ratelimit.New(5, 5, c.Now)
 		l.Create = ratelimit.New(2, 2, c.Now)

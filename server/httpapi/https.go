@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 
@@ -26,17 +27,47 @@ const (
 // hsts is the Strict-Transport-Security value sent over HTTPS: a year.
 const hsts = "max-age=31536000"
 
-// PhoneCookie is the name of the cookie that keeps a phone's browser
-// signed in: __Host-qrlogin_phone when the server is reached over HTTPS
-// (it terminates TLS, or its public URL is https:// behind a TLS proxy),
-// qrlogin_phone otherwise. It is chosen once, from the configuration, never
-// from request headers. The cookie holds an opaque token stored (hashed)
-// like a refresh token in a family of its own kind, so it can be revoked
-// and never works as a refresh token.
-func (s *Server) PhoneCookie() string { return s.phoneCk }
+// phoneCookie is the phone cookie: its name and whether it is Secure.
+type phoneCookie struct {
+	name   string
+	secure bool
+}
+
+func newPhoneCookie(https bool) phoneCookie {
+	if https {
+		return phoneCookie{name: hostPhoneCookieName, secure: true}
+	}
+	return phoneCookie{name: phoneCookieName}
+}
+
+// value is the request's phone cookie, or "".
+func (p phoneCookie) value(c *gin.Context) string {
+	v, err := c.Cookie(p.name)
+	if err != nil {
+		return ""
+	}
+	return v
+}
+
+func (p phoneCookie) set(c *gin.Context, value string, maxAge int) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name:     p.name,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   p.secure,
+		SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func (p phoneCookie) clear(c *gin.Context) { p.set(c, "", -1) }
+
+// proxies are the configured trusted proxies (--trusted-proxies).
+type proxies []netip.Prefix
 
 // parseProxies parses --trusted-proxies: IP addresses and CIDR ranges.
-func parseProxies(list []string) ([]netip.Prefix, error) {
+func parseProxies(list []string) (proxies, error) {
 	out := make([]netip.Prefix, 0, len(list))
 	for _, p := range list {
 		if a, err := netip.ParseAddr(p); err == nil {
@@ -56,13 +87,13 @@ func parseProxies(list []string) ([]netip.Prefix, error) {
 }
 
 // trusted reports whether ip (as text) is a configured proxy.
-func (s *Server) trusted(ip string) bool {
+func (ps proxies) trusted(ip string) bool {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return false
 	}
 	a = a.Unmap()
-	for _, p := range s.proxies {
+	for _, p := range ps {
 		if p.Contains(a) {
 			return true
 		}
@@ -81,7 +112,7 @@ func peerIP(r *http.Request) string {
 
 // edge runs before everything else, on every response:
 //   - over HTTPS, it sends Strict-Transport-Security;
-//   - once per process (one Server serves a process), it warns when a
+//   - once per Server (one serves a process), it warns when a
 //     request carries X-Forwarded-For from an address not in
 //     --trusted-proxies: then every client seems to come from the proxy;
 //   - when a trusted proxy says the client reached it over plain HTTP
@@ -89,26 +120,34 @@ func peerIP(r *http.Request) string {
 //     a page load is redirected to the https:// public URL and anything
 //     else refused, so the phone page never asks for a password over
 //     plain HTTP. X-Forwarded-Proto from anyone else is ignored.
-func (s *Server) edge(next http.Handler) http.Handler {
+type edge struct {
+	log       *slog.Logger
+	https     bool // reached over HTTPS: see Config.SecureCookies
+	proxies   proxies
+	publicURL string
+	warnedXFF atomic.Bool // the X-Forwarded-For warning was logged
+}
+
+func (e *edge) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.https {
+		if e.https {
 			w.Header().Set("Strict-Transport-Security", hsts)
 		}
 		peer := peerIP(r)
-		trusted := s.trusted(peer)
-		if !trusted && r.Header.Get("X-Forwarded-For") != "" && s.warnedXFF.CompareAndSwap(false, true) {
-			s.log.WarnContext(r.Context(), "requests carry X-Forwarded-For from an address not in --trusted-proxies; "+
+		trusted := e.proxies.trusted(peer)
+		if !trusted && r.Header.Get("X-Forwarded-For") != "" && e.warnedXFF.CompareAndSwap(false, true) {
+			e.log.WarnContext(r.Context(), "requests carry X-Forwarded-For from an address not in --trusted-proxies; "+
 				"every client behind that proxy looks like the proxy to rate limits and the phone's network check: "+
 				"add the proxy's address to --trusted-proxies", slog.String("proxy", peer))
 		}
-		if s.https && trusted && r.TLS == nil && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "http") {
+		if e.https && trusted && r.TLS == nil && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "http") {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				http.Redirect(w, r, s.cfg.PublicURL+r.URL.RequestURI(), http.StatusPermanentRedirect)
+				http.Redirect(w, r, e.publicURL+r.URL.RequestURI(), http.StatusPermanentRedirect)
 				return
 			}
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.WriteHeader(http.StatusForbidden)
-			_ = json.NewEncoder(w).Encode(api.Error{Code: api.ErrForbidden, Message: "This server is only served over HTTPS; use " + s.cfg.PublicURL + "."})
+			_ = json.NewEncoder(w).Encode(api.Error{Code: api.ErrForbidden, Message: "This server is only served over HTTPS; use " + e.publicURL + "."})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -116,13 +155,13 @@ func (s *Server) edge(next http.Handler) http.Handler {
 }
 
 // seen is the request's client address as the network check needs it.
-func (s *Server) seen(c *gin.Context) lanaddr.Addr {
+func (ps proxies) seen(c *gin.Context) lanaddr.Addr {
 	peer, client := c.RemoteIP(), c.ClientIP()
 	via := lanaddr.Peer
 	switch {
-	case s.trusted(peer) && client != peer:
+	case ps.trusted(peer) && client != peer:
 		via = lanaddr.Forwarded
-	case s.trusted(peer), c.GetHeader("X-Forwarded-For") != "":
+	case ps.trusted(peer), c.GetHeader("X-Forwarded-For") != "":
 		via = lanaddr.Proxy
 	}
 	return lanaddr.Addr{IP: net.ParseIP(client), Via: via}
@@ -130,9 +169,9 @@ func (s *Server) seen(c *gin.Context) lanaddr.Addr {
 
 // desktopSeen is the address a session's desktop was seen at. Only the
 // address is stored; it is a proxy's when it is a trusted proxy's.
-func (s *Server) desktopSeen(ip string) lanaddr.Addr {
+func (ps proxies) desktopSeen(ip string) lanaddr.Addr {
 	via := lanaddr.Peer
-	if s.trusted(ip) {
+	if ps.trusted(ip) {
 		via = lanaddr.Proxy
 	}
 	return lanaddr.Addr{IP: net.ParseIP(ip), Via: via}

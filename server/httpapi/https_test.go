@@ -10,6 +10,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/httpapi"
 	"github.com/qrlogin/qrlogin/server/ratelimit"
 	"github.com/qrlogin/qrlogin/shared/api"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 const (
@@ -19,7 +20,7 @@ const (
 
 // behindProxy configures an https:// deployment behind a TLS proxy at
 // proxyAddr, with the server itself listening on plain HTTP.
-func behindProxy(c *httpapi.Config, _ *httpapi.Limits, _ *clock) {
+func behindProxy(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) {
 	c.PublicURL = "https://login.example.test"
 	c.TrustedProxies = []string{proxyAddr}
 }
@@ -82,7 +83,7 @@ func TestHTTPSBehindTrustedProxy(t *testing.T) {
 // TestServerTLSMeansHTTPS: a server terminating TLS itself (SecureCookies)
 // behaves the same even with an http:// public URL in its config.
 func TestServerTLSMeansHTTPS(t *testing.T) {
-	e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) { c.SecureCookies = true })
+	e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) { c.SecureCookies = true })
 	w := e.do(req{method: "POST", path: "/api/v1/auth/cookie", body: aliceBody})
 	if ck := phoneCookie(t, w); ck.Name != "__Host-qrlogin_phone" || !ck.Secure {
 		t.Errorf("cookie %q Secure %v over the server's own TLS", ck.Name, ck.Secure)
@@ -102,7 +103,7 @@ func TestPlainHTTPCookie(t *testing.T) {
 		"forged proto, trusted peer": {header: viaProxy, remote: proxyPeer},
 	} {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) { c.TrustedProxies = []string{proxyAddr} })
+			e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) { c.TrustedProxies = []string{proxyAddr} })
 			r.method, r.path, r.body = "POST", "/api/v1/auth/cookie", aliceBody
 			w := e.do(r)
 			expect(t, w, 200, "")
@@ -154,7 +155,7 @@ func TestForwardedProto(t *testing.T) {
 // proxy it is not.
 func TestUntrustedForwardedForWarnsOnce(t *testing.T) {
 	var buf syncBuffer
-	e := newEnvLog(t, &buf, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) { c.TrustedProxies = []string{proxyAddr} })
+	e := newEnvLog(t, &buf, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) { c.TrustedProxies = []string{proxyAddr} })
 	warnings := func() int {
 		n := 0
 		for l := range strings.Lines(buf.String()) {
@@ -227,7 +228,7 @@ func TestNetworkVerdict(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) { c.TrustedProxies = tt.proxies })
+			e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) { c.TrustedProxies = tt.proxies })
 			hdr := func(c client) map[string]string {
 				if c.xff == "" {
 					return nil
@@ -255,7 +256,7 @@ func TestNetworkVerdict(t *testing.T) {
 // TestRateLimitIPv6Prefix: IPv6 clients share their /64's budget; IPv4
 // neighbours do not share theirs.
 func TestRateLimitIPv6Prefix(t *testing.T) {
-	e := newEnv(t, func(_ *httpapi.Config, l *httpapi.Limits, c *clock) { l.Create = ratelimit.New(2, 2, c.Now) })
+	e := newEnv(t, func(_ *httpapi.Config, l *httpapi.Limits, c *testclock.Clock) { l.Create = ratelimit.New(2, 2, c.Now) })
 	create := func(remote string) *httptest.ResponseRecorder {
 		return e.do(req{method: "POST", path: "/api/v1/login-sessions", remote: remote})
 	}
@@ -271,7 +272,9 @@ func TestRateLimitIPv6Prefix(t *testing.T) {
 // TestSuccessfulLoginsNeverLockUser: the per-username limit counts failed
 // sign-ins only.
 func TestSuccessfulLoginsNeverLockUser(t *testing.T) {
-	e := newEnv(t, func(_ *httpapi.Config, l *httpapi.Limits, c *clock) { l.LoginUser = ratelimit.New(3, 3, c.Now) })
+	e := newEnv(t, func(_ *httpapi.Config, l *httpapi.Limits, c *testclock.Clock) {
+		l.LoginUser = ratelimit.New(3, 3, c.Now)
+	})
 	login := func(path, pass string, i int) *httptest.ResponseRecorder {
 		// A new address each time: only the username's limit applies.
 		return e.do(req{method: "POST", path: path, body: `{"username":"alice","password":"` + pass + `"}`, remote: "198.51.100." + string(rune('0'+i%10)) + ":1"})
@@ -308,7 +311,9 @@ func TestRateLimitMessage(t *testing.T) {
 		{60, "Too many requests; try again in 1 second.", "1"},
 		{30, "Too many requests; try again in 2 seconds.", "2"},
 	} {
-		e := newEnv(t, func(_ *httpapi.Config, l *httpapi.Limits, c *clock) { l.Create = ratelimit.New(tt.perMinute, 1, c.Now) })
+		e := newEnv(t, func(_ *httpapi.Config, l *httpapi.Limits, c *testclock.Clock) {
+			l.Create = ratelimit.New(tt.perMinute, 1, c.Now)
+		})
 		expect(t, e.do(req{method: "POST", path: "/api/v1/login-sessions"}), 201, "")
 		w := e.do(req{method: "POST", path: "/api/v1/login-sessions"})
 		expect(t, w, 429, api.ErrRateLimited)

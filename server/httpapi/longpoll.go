@@ -92,7 +92,7 @@ var errTooManyWaits = &Error{
 
 // pollWait is how much longer a long-poll waiting for the status to leave
 // after should wait given sess; 0 means answer now.
-func (s *Server) pollWait(sess login.Session, after api.Status, deadline time.Time) time.Duration {
+func (s *desktopSessions) pollWait(sess login.Session, after api.Status, deadline time.Time) time.Duration {
 	if isClosed(s.closing) {
 		return 0
 	}
@@ -112,7 +112,7 @@ func (s *Server) pollWait(sess login.Session, after api.Status, deadline time.Ti
 // holdPoll is the long-poll: it answers at once when it can, otherwise it
 // waits for the session to change, its deadline, the session's expiry, a
 // newer wait of the same session or shutdown.
-func (s *Server) holdPoll(c *gin.Context, after api.Status, deadline time.Time) {
+func (s *desktopSessions) holdPoll(c *gin.Context, after api.Status, deadline time.Time) {
 	id := c.Param("id")
 	// Subscribe before the first read, so that one read serves both the
 	// poll token check and the wait: a change after the read still wakes
@@ -177,7 +177,7 @@ func (s *Server) holdPoll(c *gin.Context, after api.Status, deadline time.Time) 
 }
 
 // reload reads session id again, answering the request on failure.
-func (s *Server) reload(c *gin.Context, id string) (login.Session, bool) {
+func (s *desktopSessions) reload(c *gin.Context, id string) (login.Session, bool) {
 	sess, err := s.store.Session(c.Request.Context(), id)
 	if err != nil {
 		s.writeError(c, fmt.Errorf("reload login session: %w", err))
@@ -187,7 +187,7 @@ func (s *Server) reload(c *gin.Context, id string) (login.Session, bool) {
 }
 
 // answerPoll answers a status poll with the session as read.
-func (s *Server) answerPoll(c *gin.Context, sess login.Session) {
+func (s *desktopSessions) answerPoll(c *gin.Context, sess login.Session) {
 	status, body, err := s.pollAnswer(c.Request.Context(), sess)
 	if err != nil {
 		s.writeError(c, err)
@@ -198,7 +198,7 @@ func (s *Server) answerPoll(c *gin.Context, sess login.Session) {
 
 // pollAnswer is the answer to a status poll or the data of a status
 // event: the status, or the tokens of a confirmed session.
-func (s *Server) pollAnswer(ctx context.Context, sess login.Session) (int, any, error) {
+func (s *desktopSessions) pollAnswer(ctx context.Context, sess login.Session) (int, any, error) {
 	now := s.now()
 	switch st := sess.StatusAt(now); st {
 	case login.Consumed:

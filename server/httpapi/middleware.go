@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/requestid"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
 
@@ -36,41 +37,59 @@ func newRequestIDs() *requestIDs { return &requestIDs{prefix: auth.NewID()[:11] 
 
 func (r *requestIDs) next() string { return r.prefix + strconv.FormatUint(r.n.Add(1), 36) }
 
-func requestID(c *gin.Context) string {
-	if l, ok := c.Get(lineKey); ok {
-		return l.(*requestLine).id
-	}
-	return ""
-}
-
-// requestLine is what the log says of a request.
+// requestLine is what the log says of a request. It is also the request's
+// context: the context the handlers see carries the line, so the request
+// id reaches every log line written with it (requestid.Handler) and a
+// handler can set the status to log, for one allocation per request.
 type requestLine struct {
+	context.Context
 	id, method, route, clientIP string
 	start                       time.Time
 	status                      int // when set, overrides the writer's status
 }
 
-const lineKey = "request_line"
+type lineKey struct{}
+
+// Value answers the request id carrier and the line itself; anything else
+// is the parent context's.
+func (l *requestLine) Value(key any) any {
+	switch key {
+	case requestid.CarrierKey, lineKey{}:
+		return l
+	}
+	return l.Context.Value(key)
+}
+
+// RequestID implements requestid.Carrier.
+func (l *requestLine) RequestID() string { return l.id }
 
 // lineOf is the request's log line (requestLog runs first on every
 // route), for a handler that sets the status to log.
 func lineOf(c *gin.Context) *requestLine {
-	return c.MustGet(lineKey).(*requestLine)
+	if l, ok := c.Request.Context().Value(lineKey{}).(*requestLine); ok {
+		return l
+	}
+	return &requestLine{} // not under requestLog: nothing logs it
 }
 
 // requestLog gives every request an id (kept from X-Request-ID when it is
-// sane) and logs one line per request. It logs the route pattern, never
-// the query string, headers or body, so no token or password reaches the
-// log.
-func (s *Server) requestLog(c *gin.Context) {
+// sane), puts it in the request's context and logs one line per request.
+// It logs the route pattern, never the query string, headers or body, so
+// no token or password reaches the log.
+type requestLog struct {
+	log *slog.Logger
+	ids *requestIDs
+}
+
+func (m requestLog) handle(c *gin.Context) {
 	start := time.Now()
 	id := c.GetHeader("X-Request-ID")
 	if !validRequestID.MatchString(id) {
-		id = s.requestIDs.next()
+		id = m.ids.next()
 	}
 	c.Header("X-Request-ID", id)
-	line := &requestLine{id: id, method: c.Request.Method, start: start}
-	c.Set(lineKey, line)
+	line := &requestLine{Context: c.Request.Context(), id: id, method: c.Request.Method, start: start}
+	c.Request = c.Request.WithContext(line)
 	c.Next()
 	line.route = c.FullPath()
 	if line.route == "" {
@@ -80,33 +99,30 @@ func (s *Server) requestLog(c *gin.Context) {
 	if line.status == 0 {
 		line.status = c.Writer.Status()
 	}
-	s.logRequest(c.Request.Context(), line, c.Writer.Size())
-}
-
-func (s *Server) logRequest(ctx context.Context, l *requestLine, bytes int) {
 	level := slog.LevelInfo
-	if l.status >= 500 {
+	if line.status >= 500 {
 		level = slog.LevelError
 	}
-	s.log.LogAttrs(ctx, level, "request",
-		slog.String("request_id", l.id),
-		slog.String("method", l.method),
-		slog.String("route", l.route),
-		slog.Int("status", l.status),
-		slog.Duration("duration", time.Since(l.start)),
-		slog.String("client_ip", l.clientIP),
-		slog.Int("bytes", max(bytes, 0)),
+	m.log.LogAttrs(line, level, "request",
+		slog.String("method", line.method),
+		slog.String("route", line.route),
+		slog.Int("status", line.status),
+		slog.Duration("duration", time.Since(line.start)),
+		slog.String("client_ip", line.clientIP),
+		slog.Int("bytes", max(c.Writer.Size(), 0)),
 	)
 }
 
 // recoverJSON turns a panic into a logged 500 with a JSON body.
-func (s *Server) recoverJSON(c *gin.Context) {
+type recoverJSON struct{ log *slog.Logger }
+
+func (m recoverJSON) handle(c *gin.Context) {
 	defer func() {
 		if r := recover(); r != nil {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			s.log.ErrorContext(c.Request.Context(), "panic", slog.String("request_id", requestID(c)), slog.Any("panic", r))
+			m.log.ErrorContext(c.Request.Context(), "panic", slog.Any("panic", r))
 			if !c.Writer.Written() {
 				c.AbortWithStatusJSON(http.StatusInternalServerError, api.Error{Code: api.ErrInternal, Message: "Internal error; the server has logged it."})
 			}

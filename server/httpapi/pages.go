@@ -20,10 +20,13 @@ import (
 const PageCSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; " +
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-// mountPages serves the phone's web page (package mobileweb): the page at
-// /m (type a user code) and /m/<id> (the QR code's verify URL), and its
+// pages serves the phone's web page (package mobileweb): the page at /m
+// (type a user code) and /m/<id> (the QR code's verify URL), and its
 // assets under /m/static/.
-func (s *Server) mountPages(r gin.IRouter) {
+type pages struct{ errorWriter }
+
+// Mount adds /m and its assets.
+func (s pages) Mount(r gin.IRouter) {
 	m := r.Group("/m", pageHeaders)
 	m.GET("", page)
 	m.GET("/", page)
@@ -55,7 +58,7 @@ func page(c *gin.Context) {
 // pageAsset serves one embedded asset. The page links assets with their
 // version (?v=), so an answer for the current version may be cached for
 // good; any other URL is revalidated.
-func (s *Server) pageAsset(c *gin.Context) {
+func (s pages) pageAsset(c *gin.Context) {
 	name := strings.TrimPrefix(path.Clean(c.Param("name")), "/")
 	data, err := fs.ReadFile(mobileweb.Static(), name)
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 )
 
 // qrURL is the absolute URL of session id's QR image, at the default size.
-func (s *Server) qrURL(id string) string {
-	return s.cfg.PublicURL + "/api/v1/login-sessions/" + id + "/qr.png"
+func (s *desktopSessions) qrURL(id string) string {
+	return s.publicURL + "/api/v1/login-sessions/" + id + "/qr.png"
 }
 
 // qrSize reads the size parameter of a QR image request: absent means
@@ -48,7 +48,7 @@ func qrSize(c *gin.Context) (int, error) {
 // the image holds only the verify URL, which anyone who sees the screen
 // can read. An ended session has no image, so an old URL shows nothing
 // usable.
-func (s *Server) sessionQR(c *gin.Context) {
+func (s *desktopSessions) sessionQR(c *gin.Context) {
 	size, err := qrSize(c)
 	if err != nil {
 		s.writeError(c, err)
@@ -91,6 +91,6 @@ func (s *Server) sessionQR(c *gin.Context) {
 	c.Status(http.StatusOK)
 	if err := s.qr.Encode(c.Writer, img); err != nil {
 		// Headers are sent: the client went away mid-image.
-		s.log.DebugContext(c.Request.Context(), "QR image not sent", slog.String("request_id", requestID(c)), slog.Any("err", err))
+		s.log.DebugContext(c.Request.Context(), "QR image not sent", slog.Any("err", err))
 	}
 }

@@ -1,19 +1,32 @@
 // Package httpapi is the HTTP layer of the qrlogin server: the Gin router,
 // the JSON API of docs/API.md, authentication of phones and desktops, rate
-// limits and request logging. The rules themselves live in server/login
-// and server/account; this package adapts them to HTTP.
+// limits and request logging. The rules themselves live in server/login,
+// server/account and server/refresh; this package adapts them to HTTP.
+//
+// Each feature is a handler type holding only its own dependencies and
+// mounting its own routes (Mount): the desktop side of login sessions
+// (desktopSessions), the phone side (phoneSessions), accounts and tokens
+// (accounts), the phone page (pages), and keys and health (keys, health).
+// They share small pieces: errorWriter (the one place errors become JSON),
+// decodeJSON, the authenticator middleware, and the middleware New puts in
+// front of every route.
+//
+// New builds the whole router. Another feature package (an OAuth
+// provider, say) mounts its routes on the same router through
+// Deps.Extra: each Mounter's Mount gets the root router after the request
+// log (request id in the context, see server/requestid), panic recovery
+// and the body limit, and its routes are served behind the same edge
+// (Strict-Transport-Security, the X-Forwarded-Proto redirect) and
+// cross-origin protection as the API's. Unknown routes get the API's JSON
+// 404.
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,16 +35,11 @@ import (
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/qrpng"
-	"github.com/qrlogin/qrlogin/server/ratelimit"
+	"github.com/qrlogin/qrlogin/server/refresh"
+	"github.com/qrlogin/qrlogin/server/requestid"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
-
-func init() {
-	// Gin's debug mode prints every route to stdout; the server logs
-	// through slog instead.
-	gin.SetMode(gin.ReleaseMode)
-}
 
 // AccessTokens signs and verifies access tokens (auth.Issuer).
 type AccessTokens interface {
@@ -92,6 +100,11 @@ type Config struct {
 	PingInterval time.Duration
 }
 
+// Mounter is a feature that mounts its routes on a router.
+type Mounter interface {
+	Mount(r gin.IRouter)
+}
+
 // Deps are the services the HTTP layer adapts.
 type Deps struct {
 	Store    store.Store
@@ -99,35 +112,21 @@ type Deps struct {
 	Tokens   AccessTokens
 	Hub      *notify.Hub
 	Limits   Limits
-	Log      *slog.Logger
-	// OAuth, when set, adds the OAuth 2.0 and OpenID Connect endpoints
-	// (server/oauth) to the router, under its logging, limits and
-	// cross-origin protection.
-	OAuth Mounter
-}
-
-// Mounter adds a feature's routes to the router.
-type Mounter interface {
-	Mount(r gin.IRouter)
+	// Log is where the server logs; the request id is added to every line
+	// logged with a request's context (its handler is wrapped with
+	// requestid.NewHandler unless it already is).
+	Log *slog.Logger
+	// Extra are more features mounted on the root router, behind the
+	// same middleware as the API (see the package comment).
+	Extra []Mounter
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
 type Server struct {
-	cfg        Config
-	store      store.Store
-	acct       *account.Service
-	tokens     AccessTokens
-	hub        *notify.Hub
-	limits     Limits
-	log        *slog.Logger
-	waits      heldWaits
-	qr         *qrpng.Encoder
-	requestIDs *requestIDs
-	handler    http.Handler
-	https      bool           // reached over HTTPS: see Config.SecureCookies
-	phoneCk    string         // the phone cookie's name: see PhoneCookie
-	proxies    []netip.Prefix // Config.TrustedProxies
-	warnedXFF  atomic.Bool    // the X-Forwarded-For warning was logged
+	handler http.Handler
+	hub     *notify.Hub
+	waits   *heldWaits
+	cookie  phoneCookie
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Shutdown: held waits answer now
@@ -148,31 +147,27 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{
-		cfg:        cfg,
-		store:      d.Store,
-		acct:       d.Accounts,
-		tokens:     d.Tokens,
-		hub:        d.Hub,
-		limits:     d.Limits,
-		log:        d.Log,
-		waits:      heldWaits{max: cfg.MaxWaiters},
-		requestIDs: newRequestIDs(),
-		qr:         qrpng.NewEncoder(),
-		closing:    make(chan struct{}),
+	log := slog.New(requestid.NewHandler(d.Log.Handler()))
+	if d.Hub == nil {
+		d.Hub = &notify.Hub{}
 	}
-	if s.hub == nil {
-		s.hub = &notify.Hub{}
-	}
-	s.https = cfg.SecureCookies || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")
-	s.phoneCk = phoneCookieName
-	if s.https {
-		s.phoneCk = hostPhoneCookieName
-	}
-	var err error
-	if s.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+	clockNow := cfg.Now
+	now := func() time.Time { return clockNow().UTC() }
+	https := cfg.SecureCookies || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")
+	proxies, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
+	s := &Server{
+		hub:     d.Hub,
+		waits:   &heldWaits{max: cfg.MaxWaiters},
+		cookie:  newPhoneCookie(https),
+		closing: make(chan struct{}),
+	}
+	errs := errorWriter{log: log}
+	policy := refresh.Policy{TTL: cfg.RefreshTTL, MaxAge: cfg.RefreshMaxAge}
+	mint := minter{tokens: d.Tokens, policy: policy, now: now}
+	authn := &authenticator{errorWriter: errs, store: d.Store, tokens: d.Tokens, policy: policy, cookie: s.cookie, now: now}
 
 	r := gin.New()
 	// Trust X-Forwarded-For only from configured proxies; nil trusts none.
@@ -181,23 +176,55 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
-	r.Use(s.requestLog, s.recoverJSON, limitBody)
+	r.Use(requestLog{log: log, ids: newRequestIDs()}.handle, recoverJSON{log: log}.handle, limitBody)
 	r.NoRoute(func(c *gin.Context) {
-		s.writeError(c, errorf(api.ErrNotFound, "No such endpoint."))
+		errs.writeError(c, errorf(api.ErrNotFound, "No such endpoint."))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		s.writeError(c, errorf(api.ErrMethodNotAllowed, "Method not allowed on this endpoint."))
+		errs.writeError(c, errorf(api.ErrMethodNotAllowed, "Method not allowed on this endpoint."))
 	})
 
-	r.GET("/healthz", s.health)
-	r.GET("/.well-known/jwks.json", s.jwks)
-
+	health{errorWriter: errs, store: d.Store}.Mount(r)
+	keys{tokens: d.Tokens}.Mount(r)
 	v1 := r.Group("/api/v1", noStore)
-	s.mountSessions(v1)
-	s.mountAuth(v1)
-	s.mountPages(r)
-	if d.OAuth != nil {
-		d.OAuth.Mount(r)
+	(&desktopSessions{
+		errorWriter: errs,
+		log:         log,
+		now:         now,
+		store:       d.Store,
+		hub:         d.Hub,
+		waits:       s.waits,
+		closing:     s.closing,
+		mint:        mint,
+		create:      d.Limits.Create,
+		qr:          qrpng.NewEncoder(),
+		publicURL:   cfg.PublicURL,
+		ttl:         cfg.SessionTTL,
+		ping:        cfg.PingInterval,
+	}).Mount(v1)
+	(&phoneSessions{
+		errorWriter: errs,
+		now:         now,
+		store:       d.Store,
+		hub:         d.Hub,
+		auth:        authn,
+		net:         proxies,
+		lookup:      d.Limits.Lookup,
+	}).Mount(v1)
+	(&accounts{
+		errorWriter: errs,
+		log:         log,
+		now:         now,
+		store:       d.Store,
+		acct:        d.Accounts,
+		mint:        mint,
+		auth:        authn,
+		cookie:      s.cookie,
+		limits:      d.Limits,
+	}).Mount(v1)
+	pages{errorWriter: errs}.Mount(r)
+	for _, m := range d.Extra {
+		m.Mount(r)
 	}
 
 	// Refuse cross-origin state changes from browsers (a page elsewhere
@@ -209,7 +236,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = w.Write([]byte(`{"error":"forbidden","message":"Cross-origin requests are not allowed."}`))
 	}))
-	s.handler = s.edge(cop.Handler(r))
+	e := &edge{log: log, https: https, proxies: proxies, publicURL: cfg.PublicURL}
+	s.handler = e.wrap(cop.Handler(r))
 	return s, nil
 }
 
@@ -230,55 +258,11 @@ func (s *Server) Shutdown() {
 	s.closeOnce.Do(func() { close(s.closing) })
 }
 
-func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
-
-func (s *Server) health(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		s.log.WarnContext(ctx, "health check failed", slog.Any("err", err))
-		s.writeError(c, errorf(api.ErrUnavailable, "The store is not reachable."))
-		return
-	}
-	c.JSON(http.StatusOK, api.Health{Status: "ok"})
-}
-
-func (s *Server) jwks(c *gin.Context) {
-	c.Header("Cache-Control", "public, max-age=300")
-	c.JSON(http.StatusOK, s.tokens.JWKS())
-}
-
-// allow applies limiter l to key, answering 429 when it refuses.
-func (s *Server) allow(c *gin.Context, l Limiter, key string) bool {
-	if l == nil {
-		return true
-	}
-	ok, retry := l.Allow(key)
-	if !ok {
-		s.writeError(c, rateLimited(retry))
-	}
-	return ok
-}
-
-// clientKey is the rate-limit key of the request's client.
-func clientKey(c *gin.Context) string { return ratelimit.Key(c.ClientIP()) }
-
-// rateLimited is the 429 answer for a wait of retry.
-func rateLimited(retry time.Duration) *Error {
-	e := errorf(api.ErrRateLimited, "Too many requests; try again in "+waitWords(retry)+".")
-	e.RetryAfter = retry
-	return e
-}
-
-// waitWords says a wait in whole seconds, rounded up as in Retry-After:
-// "1 second", "2 seconds"; from two minutes on, in whole minutes.
-func waitWords(d time.Duration) string {
-	secs := int((max(d, time.Second) + time.Second - 1) / time.Second)
-	if secs >= 120 {
-		return strconv.Itoa((secs+59)/60) + " minutes"
-	}
-	if secs == 1 {
-		return "1 second"
-	}
-	return strconv.Itoa(secs) + " seconds"
-}
+// PhoneCookie is the name of the cookie that keeps a phone's browser
+// signed in: __Host-qrlogin_phone when the server is reached over HTTPS
+// (it terminates TLS, or its public URL is https:// behind a TLS proxy),
+// qrlogin_phone otherwise. It is chosen once, from the configuration, never
+// from request headers. The cookie holds an opaque token stored (hashed)
+// like a refresh token in a family of its own kind, so it can be revoked
+// and never works as a refresh token.
+func (s *Server) PhoneCookie() string { return s.cookie.name }

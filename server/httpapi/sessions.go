@@ -5,19 +5,20 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/qrlogin/qrlogin/server/auth"
-	"github.com/qrlogin/qrlogin/server/lanaddr"
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/notify"
+	"github.com/qrlogin/qrlogin/server/qrpng"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -33,29 +34,52 @@ const (
 // answered 404 without a store look-up.
 var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 
-func (s *Server) mountSessions(r gin.IRouter) {
+// desktopSessions is the desktop's side of login sessions: it creates
+// them, tells the desktop how they change (status polls, long-polls and
+// event streams), draws their QR codes, hands over the tokens once and
+// lets the desktop withdraw.
+type desktopSessions struct {
+	errorWriter
+	log   *slog.Logger
+	now   func() time.Time // UTC
+	store interface {
+		CreateSession(ctx context.Context, s login.Session) error
+		Session(ctx context.Context, id string) (login.Session, error)
+		UpdateSession(ctx context.Context, id string, fn func(*login.Session) error) (login.Session, error)
+		DeliverSession(ctx context.Context, id string, rt store.RefreshToken, now time.Time) (login.Session, error)
+		User(ctx context.Context, id string) (store.User, error)
+	}
+	hub     *notify.Hub
+	waits   *heldWaits
+	closing <-chan struct{} // closed on shutdown: held waits answer now
+	mint    minter
+	create  Limiter // new sessions per client
+	qr      *qrpng.Encoder
+
+	publicURL string
+	ttl       time.Duration // a session's life
+	ping      time.Duration // between comments on an idle event stream
+}
+
+// Mount adds the desktop's login-session endpoints.
+func (s *desktopSessions) Mount(r gin.IRouter) {
 	r.POST("/login-sessions", s.createSession)
 	r.GET("/login-sessions/:id/status", s.sessionStatus)
 	r.GET("/login-sessions/:id/events", s.sessionEvents)
 	r.GET("/login-sessions/:id/qr.png", s.sessionQR)
 	r.DELETE("/login-sessions/:id", s.withdrawSession)
-
-	r.GET("/login-sessions/by-code/:code", s.requireUser, s.sessionByCode)
-	r.GET("/login-sessions/:id", s.requireUser, s.sessionInfo)
-	r.POST("/login-sessions/:id/scan", s.requireUser, s.phoneTransition(scan))
-	r.POST("/login-sessions/:id/confirm", s.requireUser, s.phoneTransition(confirm))
-	r.POST("/login-sessions/:id/cancel", s.requireUser, s.phoneTransition(cancel))
 }
 
-// cleanField trims s, drops control and format characters and cuts it to
-// max characters, so a device name cannot smuggle line breaks into logs or
-// bidi tricks onto the phone's screen.
+// cleanField trims s, drops control and format characters and line and
+// paragraph separators (U+2028, U+2029) and cuts it to max characters, so
+// a device name cannot smuggle line breaks into logs or onto the phone's
+// screen, nor bidi tricks.
 func cleanField(s string, max int) string {
 	s = strings.ToValidUTF8(s, "")
 	var b strings.Builder
 	n := 0
 	for _, r := range strings.TrimSpace(s) {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
 			continue
 		}
 		if n == max {
@@ -67,8 +91,8 @@ func cleanField(s string, max int) string {
 	return strings.TrimSpace(b.String())
 }
 
-func (s *Server) createSession(c *gin.Context) {
-	if !s.allow(c, s.limits.Create, clientKey(c)) {
+func (s *desktopSessions) createSession(c *gin.Context) {
+	if !s.allow(c, s.create, clientKey(c)) {
 		return
 	}
 	var req api.CreateSessionRequest
@@ -93,7 +117,7 @@ func (s *Server) createSession(c *gin.Context) {
 			UserAgent: cleanField(c.Request.UserAgent(), maxUserAgent),
 		},
 		CreatedAt: now,
-		ExpiresAt: now.Add(s.cfg.SessionTTL),
+		ExpiresAt: now.Add(s.ttl),
 	}
 	// Ids and codes are random; a collision is astronomically rare for ids
 	// and rare for codes, so a few attempts always suffice.
@@ -119,16 +143,16 @@ func (s *Server) createSession(c *gin.Context) {
 		UserCode:  auth.FormatUserCode(sess.UserCode),
 		QRURL:     s.qrURL(sess.ID),
 		ExpiresAt: sess.ExpiresAt,
-		ExpiresIn: int(s.cfg.SessionTTL / time.Second),
+		ExpiresIn: int(s.ttl / time.Second),
 		Interval:  pollInterval,
 	})
 }
 
-func (s *Server) verifyURL(id string) string { return s.cfg.PublicURL + "/m/" + id }
+func (s *desktopSessions) verifyURL(id string) string { return s.publicURL + "/m/" + id }
 
 // desktopSession loads the session named in the path and checks the
 // request's poll token against it in constant time.
-func (s *Server) desktopSession(c *gin.Context) (login.Session, bool) {
+func (s *desktopSessions) desktopSession(c *gin.Context) (login.Session, bool) {
 	id := c.Param("id")
 	if !validID.MatchString(id) {
 		s.writeError(c, errorf(api.ErrNotFound, "No such sign-in request."))
@@ -172,7 +196,7 @@ func statusResponse(sess login.Session, st login.Status) api.SessionStatusRespon
 }
 
 // sessionStatus answers the desktop's (long-)poll.
-func (s *Server) sessionStatus(c *gin.Context) {
+func (s *desktopSessions) sessionStatus(c *gin.Context) {
 	after := api.Status(c.Query("after"))
 	if after != "" && !after.Valid() {
 		s.writeError(c, errorf(api.ErrInvalidRequest, "after must be one of pending, scanned, confirmed, cancelled, expired."))
@@ -200,16 +224,16 @@ func (s *Server) sessionStatus(c *gin.Context) {
 // deliver hands the tokens of a confirmed session to the desktop. The
 // status change and the refresh token are saved in one transaction, so of
 // any number of concurrent polls exactly one gets tokens.
-func (s *Server) deliver(ctx context.Context, sess login.Session, now time.Time) (int, any, error) {
+func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, now time.Time) (int, any, error) {
 	u, err := s.store.User(ctx, sess.UserID)
 	if err != nil {
 		return 0, nil, fmt.Errorf("load confirming user: %w", err)
 	}
-	access, _, err := s.tokens.Sign(u.ID, auth.AMRQR)
+	access, err := s.mint.access(u.ID, auth.AMRQR)
 	if err != nil {
-		return 0, nil, fmt.Errorf("sign access token: %w", err)
+		return 0, nil, err
 	}
-	refresh, rt, err := s.newRefreshToken(u.ID, auth.AMRQR)
+	refresh, rt, err := s.mint.refresh(u.ID, auth.AMRQR)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -222,13 +246,13 @@ func (s *Server) deliver(ctx context.Context, sess login.Session, now time.Time)
 	}
 	s.hub.Publish(sess.ID)
 	resp := statusResponse(saved, login.Confirmed)
-	tokens := s.tokenPair(access, refresh)
+	tokens := s.mint.pair(access, refresh)
 	user := apiUser(u)
 	resp.Tokens, resp.User = &tokens, &user
 	return http.StatusOK, resp, nil
 }
 
-func (s *Server) withdrawSession(c *gin.Context) {
+func (s *desktopSessions) withdrawSession(c *gin.Context) {
 	sess, ok := s.desktopSession(c)
 	if !ok {
 		return
@@ -241,123 +265,4 @@ func (s *Server) withdrawSession(c *gin.Context) {
 	}
 	s.hub.Publish(sess.ID)
 	c.JSON(http.StatusOK, api.StatusResponse{Status: api.StatusCancelled})
-}
-
-// phoneView is what the phone is shown of a session, with the name under
-// which an OAuth client that started it is registered.
-func (s *Server) phoneView(c *gin.Context, sess login.Session) (api.SessionInfo, error) {
-	info := api.SessionInfo{
-		ID:        sess.ID,
-		Status:    publicStatus(sess.StatusAt(s.now())),
-		ExpiresAt: sess.ExpiresAt.UTC(),
-		Device: api.Device{
-			Name:      sess.Device.Name,
-			Platform:  sess.Device.Platform,
-			AppName:   sess.Device.AppName,
-			IP:        sess.Device.IP,
-			UserAgent: sess.Device.UserAgent,
-			CreatedAt: sess.CreatedAt.UTC(),
-		},
-		Network: string(lanaddr.Network(s.desktopSeen(sess.Device.IP), s.seen(c))),
-	}
-	if sess.ClientID != "" {
-		info.Client = &api.Client{ID: sess.ClientID}
-		cl, err := s.store.Client(c.Request.Context(), sess.ClientID)
-		switch {
-		case err == nil:
-			info.Client.Name = cl.Name
-		case !errors.Is(err, store.ErrNotFound): // a removed client keeps its id only
-			return api.SessionInfo{}, fmt.Errorf("load client of login session: %w", err)
-		}
-	}
-	return info, nil
-}
-
-// writePhoneView answers with the phone's view of sess.
-func (s *Server) writePhoneView(c *gin.Context, sess login.Session) {
-	info, err := s.phoneView(c, sess)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, info)
-}
-
-func (s *Server) sessionInfo(c *gin.Context) {
-	id := c.Param("id")
-	if !validID.MatchString(id) {
-		s.writeError(c, errorf(api.ErrNotFound, "No such sign-in request."))
-		return
-	}
-	sess, err := s.store.Session(c.Request.Context(), id)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	s.writePhoneView(c, sess)
-}
-
-func (s *Server) sessionByCode(c *gin.Context) {
-	if !s.allow(c, s.limits.Lookup, clientKey(c)) {
-		return
-	}
-	raw := c.Param("code")
-	code, ok := auth.NormalizeUserCode(raw)
-	if !ok || utf8.RuneCountInString(raw) > 20 {
-		s.writeError(c, errorf(api.ErrNotFound, "No sign-in request has that code."))
-		return
-	}
-	sess, err := s.store.SessionByUserCode(c.Request.Context(), code)
-	if errors.Is(err, store.ErrNotFound) {
-		s.writeError(c, errorf(api.ErrNotFound, "No sign-in request has that code."))
-		return
-	}
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	s.writePhoneView(c, sess)
-}
-
-// phoneAction is one of the phone's state changes.
-type phoneAction int
-
-const (
-	scan phoneAction = iota
-	confirm
-	cancel
-)
-
-// phoneTransition runs a phone action on the session in one transaction
-// and wakes the desktop's long-poll.
-func (s *Server) phoneTransition(a phoneAction) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		id := c.Param("id")
-		if !validID.MatchString(id) {
-			s.writeError(c, errorf(api.ErrNotFound, "No such sign-in request."))
-			return
-		}
-		u := userOf(c)
-		saved, err := s.store.UpdateSession(c.Request.Context(), id, func(ls *login.Session) error {
-			now := s.now()
-			switch a {
-			case scan:
-				return login.Scan(ls, u.ID, u.DisplayName, now)
-			case confirm:
-				return login.Confirm(ls, u.ID, now)
-			default:
-				return login.Cancel(ls, u.ID, now)
-			}
-		})
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		s.hub.Publish(id)
-		if a == scan {
-			s.writePhoneView(c, saved)
-			return
-		}
-		c.JSON(http.StatusOK, api.StatusResponse{Status: publicStatus(saved.Status)})
-	}
 }

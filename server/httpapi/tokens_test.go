@@ -9,6 +9,7 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/httpapi"
 	"github.com/qrlogin/qrlogin/shared/api"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 // cookieLogin signs user in on the phone page and returns its cookie.
@@ -170,7 +171,7 @@ func TestLogoutAllWithinOneSecond(t *testing.T) {
 // A refresh chain ends --refresh-max-age after its sign-in, however often
 // it is refreshed and however fresh its last token is.
 func TestRefreshMaxAge(t *testing.T) {
-	e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) {
+	e := newEnv(t, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) {
 		c.RefreshTTL, c.RefreshMaxAge = 24*time.Hour, 72*time.Hour
 	})
 	tok := e.login("alice", alicePass).RefreshToken

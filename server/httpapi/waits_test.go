@@ -20,6 +20,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 // Tests of held waits (long-polls and event streams) through the real
@@ -267,7 +268,7 @@ func TestEventsCancel(t *testing.T) {
 }
 
 func TestEventsExpiry(t *testing.T) {
-	e := newNetEnv(t, t.Output(), nil, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) {
+	e := newNetEnv(t, t.Output(), nil, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) {
 		c.Now = time.Now // the stream's expiry timer runs on real time
 		c.SessionTTL = 300 * time.Millisecond
 	})
@@ -311,7 +312,7 @@ func TestEventsRefusedBeforeAnyEvent(t *testing.T) {
 }
 
 func TestEventsPing(t *testing.T) {
-	e := newNetEnv(t, t.Output(), nil, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) {
+	e := newNetEnv(t, t.Output(), nil, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) {
 		c.PingInterval = 20 * time.Millisecond
 	})
 	s := e.create()
@@ -345,7 +346,7 @@ func TestEventsPing(t *testing.T) {
 func TestWaitsOutliveServerTimeouts(t *testing.T) {
 	e := newNetEnv(t, t.Output(), func(hs *http.Server) {
 		hs.ReadTimeout, hs.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond
-	}, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) {
+	}, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) {
 		c.PingInterval = 50 * time.Millisecond
 	})
 	alice := e.login("alice", alicePass).AccessToken
@@ -506,7 +507,7 @@ func TestNewerWaitAnswersOlder(t *testing.T) {
 }
 
 func TestWaiterCap(t *testing.T) {
-	e := newNetEnv(t, t.Output(), nil, func(c *httpapi.Config, _ *httpapi.Limits, _ *clock) {
+	e := newNetEnv(t, t.Output(), nil, func(c *httpapi.Config, _ *httpapi.Limits, _ *testclock.Clock) {
 		c.MaxWaiters = 2
 	})
 	a, b, c := e.create(), e.create(), e.create()

@@ -72,7 +72,6 @@ func (h *Handler) fail(c *gin.Context, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		h.log.ErrorContext(c.Request.Context(), "internal error",
-			slog.String("request_id", c.Writer.Header().Get("X-Request-ID")),
 			slog.String("route", c.FullPath()), slog.Any("err", err))
 		e = &Error{Status: http.StatusInternalServerError, Code: errServerError, Description: "Internal error; the server has logged it."}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
+	"github.com/qrlogin/qrlogin/server/requestid"
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
@@ -78,7 +79,9 @@ type Deps struct {
 	// Create limits device authorizations per client IP, as new login
 	// sessions are limited on the API; nil allows all.
 	Create Limiter
-	Log    *slog.Logger
+	// Log is where internal errors and refresh-token reuse are logged,
+	// with the request id (its handler is wrapped with requestid).
+	Log *slog.Logger
 }
 
 // Handler serves the OAuth 2.0 and OpenID Connect endpoints. Create it
@@ -105,7 +108,9 @@ func New(cfg Config, d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{cfg: cfg, store: d.Store, tokens: d.Tokens, hub: d.Hub, create: d.Create, log: d.Log}
+	// Lines logged with a request's context carry its request id.
+	log := slog.New(requestid.NewHandler(d.Log.Handler()))
+	return &Handler{cfg: cfg, store: d.Store, tokens: d.Tokens, hub: d.Hub, create: d.Create, log: log}
 }
 
 // The endpoint paths, under the public URL.
@@ -478,7 +483,7 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 		return TokenResponse{}, badRequest(errInvalidScope, "The scope asked for exceeds what the sign-in granted.")
 	case errors.Is(err, store.ErrTokenReused):
 		h.log.WarnContext(ctx, "refresh token reused; its sign-in was revoked",
-			"request_id", c.Writer.Header().Get("X-Request-ID"), "user_id", old.UserID, "client_id", cl.ID, "client_ip", c.ClientIP())
+			"user_id", old.UserID, "client_id", cl.ID, "client_ip", c.ClientIP())
 		return TokenResponse{}, invalid
 	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):
 		return TokenResponse{}, invalid

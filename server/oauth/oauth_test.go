@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
+	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
 const (
@@ -27,19 +27,11 @@ const (
 	secret    = "Qm8xT2vN5bR9cW1zL4kJ7hG0fD3sA6pY"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
-
 // env is the real router with the OAuth endpoints over a SQLite store.
 type env struct {
 	h     http.Handler
 	st    store.Store
-	clock *clock
+	clock *testclock.Clock
 	user  store.User
 	iss   *auth.Issuer
 }
@@ -59,7 +51,7 @@ func newEnv(t testing.TB, create oauth.Limiter) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{now: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
 	iss, err := auth.NewIssuer(t.Context(), st, auth.IssuerConfig{Issuer: "qrlogin", Audience: "qrlogin", TTL: 15 * time.Minute, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +65,7 @@ func newEnv(t testing.TB, create oauth.Limiter) *env {
 	o := oauth.New(oauth.Config{PublicURL: publicURL, SessionTTL: 2 * time.Minute, Refresh: policy, Now: clk.Now},
 		oauth.Deps{Store: st, Tokens: iss, Create: create})
 	srv, err := httpapi.New(httpapi.Config{PublicURL: publicURL, SessionTTL: 2 * time.Minute, RefreshTTL: policy.TTL, RefreshMaxAge: policy.MaxAge, Now: clk.Now},
-		httpapi.Deps{Store: st, Accounts: accounts, Tokens: iss, OAuth: o})
+		httpapi.Deps{Store: st, Accounts: accounts, Tokens: iss, Extra: []httpapi.Mounter{o}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +78,7 @@ func newEnv(t testing.TB, create oauth.Limiter) *env {
 			t.Fatal(err)
 		}
 	}
-	clk.Add(time.Second) // tokens are issued after the clients were registered
+	clk.Advance(time.Second) // tokens are issued after the clients were registered
 	return &env{h: srv.Handler(), st: st, clock: clk, user: u, iss: iss}
 }
 
@@ -289,11 +281,11 @@ func TestDeviceTokenErrors(t *testing.T) {
 	want(t, "another client's code", tok(poll("other", da.DeviceCode)), 400, "invalid_grant")
 	// Polled at once, before the interval has passed since the start.
 	want(t, "first poll too soon", tok(poll("cli", da.DeviceCode)), 400, "slow_down")
-	e.clock.Add(10 * time.Second) // the interval is now 10 s
+	e.clock.Advance(10 * time.Second) // the interval is now 10 s
 	want(t, "on time", tok(poll("cli", da.DeviceCode)), 400, "authorization_pending")
-	e.clock.Add(9 * time.Second)
+	e.clock.Advance(9 * time.Second)
 	want(t, "too soon for the grown interval", tok(poll("cli", da.DeviceCode)), 400, "slow_down")
-	e.clock.Add(15 * time.Second)
+	e.clock.Advance(15 * time.Second)
 	want(t, "after the grown interval", tok(poll("cli", da.DeviceCode)), 400, "authorization_pending")
 
 	// Confirmed: the tokens come at once, however soon after the last poll.
@@ -312,7 +304,7 @@ func TestDeviceTokenErrors(t *testing.T) {
 		want(t, "cancelled", tok(poll("cli", cancelled.DeviceCode)), 400, "access_denied")
 	}
 	expired := e.authorize(t, "cli", "")
-	e.clock.Add(3 * time.Minute)
+	e.clock.Advance(3 * time.Minute)
 	for range 3 {
 		want(t, "expired", tok(poll("cli", expired.DeviceCode)), 400, "expired_token")
 	}
@@ -448,12 +440,12 @@ func TestUserinfoErrors(t *testing.T) {
 		}
 	}
 	// Signing out everywhere and removing the client end the token at once.
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	if err := e.st.RevokeUserTokens(t.Context(), e.user.ID, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	want(t, "after logout-all", get("Bearer "+full), 401, "invalid_token")
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	again := e.signIn(t, "cli", "openid")["access_token"].(string)
 	if r := get("Bearer " + again); r.status != 200 || r.body["name"] != nil {
 		t.Fatalf("userinfo without profile: %d %v", r.status, r.body)
@@ -463,7 +455,7 @@ func TestUserinfoErrors(t *testing.T) {
 	}
 	want(t, "deleted client", get("Bearer "+again), 401, "invalid_token")
 	// Registered again under the same id, the old tokens stay dead.
-	e.clock.Add(time.Second)
+	e.clock.Advance(time.Second)
 	cl, _ := oauth.NewClient("cli", "Notes CLI", "", e.clock.Now())
 	if err := e.st.CreateClient(context.Background(), cl); err != nil {
 		t.Fatal(err)

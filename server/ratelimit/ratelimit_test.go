@@ -5,30 +5,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/ratelimit"
 )
-
-// clock is a fake time source that only moves when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // step is one request: after advancing the clock, key asks; the answer
 // must be ok with that retryAfter (0 when ok).
@@ -99,22 +80,24 @@ func TestAllow(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
+		// In a synctest bubble time.Sleep moves the clock at once.
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClock()
-			l := ratelimit.New(tt.perMinute, tt.burst, c.Now)
-			for i, s := range tt.steps {
-				c.Advance(s.advance)
-				ok, retry := l.Allow(s.key)
-				if ok != s.ok || retry != s.retry {
-					t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
+			synctest.Test(t, func(t *testing.T) {
+				l := ratelimit.New(tt.perMinute, tt.burst, time.Now)
+				for i, s := range tt.steps {
+					time.Sleep(s.advance)
+					ok, retry := l.Allow(s.key)
+					if ok != s.ok || retry != s.retry {
+						t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.key, ok, retry, s.ok, s.retry)
+					}
 				}
-			}
+			})
 		})
 	}
 }
 
 func TestUnlimitedTracksNothing(t *testing.T) {
-	l := ratelimit.New(0, 5, newClock().Now)
+	l := ratelimit.New(0, 5, time.Now)
 	for i := range 1000 {
 		l.Allow(fmt.Sprint(i))
 	}
@@ -124,76 +107,79 @@ func TestUnlimitedTracksNothing(t *testing.T) {
 }
 
 func TestIdleKeysEvicted(t *testing.T) {
-	c := newClock()
-	l := ratelimit.New(60, 5, c.Now) // refills from empty in 5s
-	for i := range 1000 {
-		l.Allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
-	}
-	for range 5 {
-		l.Allow("busy")
-	}
-	if n := l.Len(); n != 1001 {
-		t.Fatalf("Len = %d, want 1001", n)
-	}
-
-	// A minute later everyone is full again except the busy key, which
-	// keeps asking; the next call sweeps.
-	for range 60 {
-		c.Advance(time.Second)
-		l.Allow("busy")
-		l.Allow("busy")
-	}
-	if n := l.Len(); n != 1 {
-		t.Fatalf("after a minute idle, Len = %d, want 1 (the busy key)", n)
-	}
-	// The busy key kept its state: it is still limited.
-	if ok, _ := l.Allow("busy"); ok {
-		t.Errorf("busy key was reset by the sweep")
-	}
-	// A swept key starts fresh with its full burst.
-	for i := range 5 {
-		if ok, _ := l.Allow("10.0.0.0"); !ok {
-			t.Fatalf("request %d of a swept key refused", i)
+	synctest.Test(t, func(t *testing.T) {
+		l := ratelimit.New(60, 5, time.Now) // refills from empty in 5s
+		for i := range 1000 {
+			l.Allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
 		}
-	}
+		for range 5 {
+			l.Allow("busy")
+		}
+		if n := l.Len(); n != 1001 {
+			t.Fatalf("Len = %d, want 1001", n)
+		}
+
+		// A minute later everyone is full again except the busy key, which
+		// keeps asking; the next call sweeps.
+		for range 60 {
+			time.Sleep(time.Second)
+			l.Allow("busy")
+			l.Allow("busy")
+		}
+		if n := l.Len(); n != 1 {
+			t.Fatalf("after a minute idle, Len = %d, want 1 (the busy key)", n)
+		}
+		// The busy key kept its state: it is still limited.
+		if ok, _ := l.Allow("busy"); ok {
+			t.Errorf("busy key was reset by the sweep")
+		}
+		// A swept key starts fresh with its full burst.
+		for i := range 5 {
+			if ok, _ := l.Allow("10.0.0.0"); !ok {
+				t.Fatalf("request %d of a swept key refused", i)
+			}
+		}
+	})
 }
 
 func TestPartlyRefilledKeysKept(t *testing.T) {
-	c := newClock()
-	l := ratelimit.New(1, 3, c.Now) // one token a minute
-	for range 3 {
-		l.Allow("slow")
-	}
-	c.Advance(2 * time.Minute) // two of three tokens back
-	l.Allow("other")           // triggers a sweep
-	if n := l.Len(); n != 2 {
-		t.Fatalf("Len = %d, want 2: a key that has not refilled must not be forgotten", n)
-	}
-	for i, want := range []bool{true, true, false} {
-		if ok, _ := l.Allow("slow"); ok != want {
-			t.Fatalf("request %d: ok = %v, want %v", i, ok, want)
+	synctest.Test(t, func(t *testing.T) {
+		l := ratelimit.New(1, 3, time.Now) // one token a minute
+		for range 3 {
+			l.Allow("slow")
 		}
-	}
+		time.Sleep(2 * time.Minute) // two of three tokens back
+		l.Allow("other")            // triggers a sweep
+		if n := l.Len(); n != 2 {
+			t.Fatalf("Len = %d, want 2: a key that has not refilled must not be forgotten", n)
+		}
+		for i, want := range []bool{true, true, false} {
+			if ok, _ := l.Allow("slow"); ok != want {
+				t.Fatalf("request %d: ok = %v, want %v", i, ok, want)
+			}
+		}
+	})
 }
 
 func TestMaxKeys(t *testing.T) {
-	c := newClock()
-	l := ratelimit.New(60, 2, c.Now)
-	ratelimit.SetMaxKeys(l, 100)
-	for i := range 10_000 {
-		l.Allow(fmt.Sprint(i))
-		if n := l.Len(); n > 100 {
-			t.Fatalf("after %d keys, Len = %d, want at most 100", i+1, n)
+	synctest.Test(t, func(t *testing.T) {
+		l := ratelimit.New(60, 2, time.Now)
+		ratelimit.SetMaxKeys(l, 100)
+		for i := range 10_000 {
+			l.Allow(fmt.Sprint(i))
+			if n := l.Len(); n > 100 {
+				t.Fatalf("after %d keys, Len = %d, want at most 100", i+1, n)
+			}
 		}
-	}
-	// Once the buckets have refilled, a sweep at the cap frees them all.
-	c.Advance(3 * time.Second)
-	for range 2 {
-		l.Allow("fresh")
-	}
-	if n := l.Len(); n != 1 {
-		t.Fatalf("Len = %d, want 1 after a sweep at the cap", n)
-	}
+		// Once the buckets have refilled, a sweep at the cap frees them all.
+		time.Sleep(3 * time.Second)
+		for range 2 {
+			l.Allow("fresh")
+		}
+		if n := l.Len(); n != 1 {
+			t.Fatalf("Len = %d, want 1 after a sweep at the cap", n)
+		}
+	})
 }
 
 func TestNilClock(t *testing.T) {
@@ -210,33 +196,34 @@ func TestNilClock(t *testing.T) {
 // -race). The clock stands still, so exactly burst requests per key may
 // succeed whatever the interleaving.
 func TestConcurrent(t *testing.T) {
-	const (
-		keys       = 8
-		burst      = 5
-		goroutines = 16
-		perG       = 200
-	)
-	c := newClock()
-	l := ratelimit.New(60, burst, c.Now)
-	var allowed [keys]atomic.Int64
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range perG {
-				k := (g + i) % keys
-				if ok, _ := l.Allow(fmt.Sprint(k)); ok {
-					allowed[k].Add(1)
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			keys       = 8
+			burst      = 5
+			goroutines = 16
+			perG       = 200
+		)
+		l := ratelimit.New(60, burst, time.Now)
+		var allowed [keys]atomic.Int64
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				for i := range perG {
+					k := (g + i) % keys
+					if ok, _ := l.Allow(fmt.Sprint(k)); ok {
+						allowed[k].Add(1)
+					}
+					_ = l.Len()
 				}
-				_ = l.Len()
-			}
-		})
-	}
-	wg.Wait()
-	for k := range keys {
-		if n := allowed[k].Load(); n != burst {
-			t.Errorf("key %d: %d requests allowed, want %d", k, n, burst)
+			})
 		}
-	}
+		wg.Wait()
+		for k := range keys {
+			if n := allowed[k].Load(); n != burst {
+				t.Errorf("key %d: %d requests allowed, want %d", k, n, burst)
+			}
+		}
+	})
 }
 
 func BenchmarkAllow(b *testing.B) {
@@ -274,51 +261,52 @@ func TestKey(t *testing.T) {
 
 // TestHold: only attempts that end with done(true) use up the bucket.
 func TestHold(t *testing.T) {
-	c := newClock()
-	l := ratelimit.New(6, 2, c.Now) // a token every 10 s
-	hold := func(key string) (bool, time.Duration, func(bool)) {
-		t.Helper()
-		return l.Hold(key)
-	}
-	// A person who gets in every time is never refused.
-	for i := range 50 {
+	synctest.Test(t, func(t *testing.T) {
+		l := ratelimit.New(6, 2, time.Now) // a token every 10 s
+		hold := func(key string) (bool, time.Duration, func(bool)) {
+			t.Helper()
+			return l.Hold(key)
+		}
+		// A person who gets in every time is never refused.
+		for i := range 50 {
+			ok, _, done := hold("alice")
+			if !ok {
+				t.Fatalf("successful attempt %d refused", i+1)
+			}
+			done(false)
+		}
+		// Failures use the burst up.
+		for i := range 2 {
+			ok, _, done := hold("alice")
+			if !ok {
+				t.Fatalf("failure %d refused within the burst", i+1)
+			}
+			done(true)
+		}
+		if ok, retry, _ := hold("alice"); ok || retry != 10*time.Second {
+			t.Fatalf("after the burst of failures: %v, %v; want refused for 10s", ok, retry)
+		}
+		if ok, _, _ := hold("bob"); !ok {
+			t.Fatal("another key refused")
+		}
+		time.Sleep(10 * time.Second)
 		ok, _, done := hold("alice")
 		if !ok {
-			t.Fatalf("successful attempt %d refused", i+1)
+			t.Fatal("refused after a token came back")
 		}
-		done(false)
-	}
-	// Failures use the burst up.
-	for i := range 2 {
-		ok, _, done := hold("alice")
-		if !ok {
-			t.Fatalf("failure %d refused within the burst", i+1)
-		}
+		// done is idempotent: a second call takes nothing more.
 		done(true)
-	}
-	if ok, retry, _ := hold("alice"); ok || retry != 10*time.Second {
-		t.Fatalf("after the burst of failures: %v, %v; want refused for 10s", ok, retry)
-	}
-	if ok, _, _ := hold("bob"); !ok {
-		t.Fatal("another key refused")
-	}
-	c.Advance(10 * time.Second)
-	ok, _, done := hold("alice")
-	if !ok {
-		t.Fatal("refused after a token came back")
-	}
-	// done is idempotent: a second call takes nothing more.
-	done(true)
-	done(true)
-	if ok, retry, _ := hold("alice"); ok || retry != 10*time.Second {
-		t.Fatalf("after the refilled token failed: %v, %v; want refused for 10s", ok, retry)
-	}
+		done(true)
+		if ok, retry, _ := hold("alice"); ok || retry != 10*time.Second {
+			t.Fatalf("after the refilled token failed: %v, %v; want refused for 10s", ok, retry)
+		}
+	})
 }
 
 // TestHoldConcurrent: attempts in progress hold their token, so a burst of
 // parallel guesses gets no further than the bucket allows.
 func TestHoldConcurrent(t *testing.T) {
-	l := ratelimit.New(6, 3, newClock().Now)
+	l := ratelimit.New(6, 3, time.Now)
 	var dones []func(bool)
 	for range 3 {
 		ok, _, done := l.Hold("alice")
@@ -344,7 +332,7 @@ func TestHoldConcurrent(t *testing.T) {
 }
 
 func TestHoldUnlimited(t *testing.T) {
-	l := ratelimit.New(0, 1, newClock().Now)
+	l := ratelimit.New(0, 1, time.Now)
 	for range 10 {
 		ok, _, done := l.Hold("a")
 		if !ok {

@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/qrlogin/qrlogin/server/app"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/oauth"
+	"github.com/qrlogin/qrlogin/server/requestid"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
 )
@@ -57,7 +60,10 @@ func Start(tb testing.TB, opts ...func(*app.Config)) *Server {
 // StartConfig starts a server with exactly cfg.
 func StartConfig(tb testing.TB, cfg app.Config) *Server {
 	tb.Helper()
-	log := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// A test binary's in-process servers are what main is to the real
+	// one: set gin's process-wide mode as main does.
+	gin.SetMode(gin.ReleaseMode)
+	log := slog.New(requestid.NewHandler(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {

@@ -29,14 +29,21 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/app"
+	"github.com/qrlogin/qrlogin/server/requestid"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	// Gin's debug mode prints every route to stdout; the server logs
+	// through slog. The mode is process-wide, so the process's main sets
+	// it, once, rather than a library's init.
+	gin.SetMode(gin.ReleaseMode)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
@@ -178,9 +185,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(requestid.NewHandler(slog.NewTextHandler(w, opts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(requestid.NewHandler(slog.NewJSONHandler(w, opts))), nil
 	}
 	return nil, fmt.Errorf("log-format %q: must be text or json", format)
 }

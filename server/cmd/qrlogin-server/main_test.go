@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/requestid"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
 )
@@ -297,5 +298,21 @@ func TestMaxWaiters(t *testing.T) {
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.StatusCode != 503 || ce.RetryAfter <= 0 {
 		t.Fatalf("a second held wait with QRLOGIN_MAX_WAITERS=1: %v, want 503 with Retry-After", err)
+	}
+}
+
+// The server's logger names the request on every line logged with a
+// request's context, in both formats.
+func TestLoggerAddsRequestID(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf strings.Builder
+		log, err := newLogger(&buf, format, "info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.InfoContext(requestid.NewContext(context.Background(), "req-7"), "hello")
+		if !strings.Contains(buf.String(), "req-7") || !strings.Contains(buf.String(), "request_id") {
+			t.Errorf("%s line %q lacks the request id", format, buf.String())
+		}
 	}
 }
