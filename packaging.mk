@@ -152,7 +152,7 @@ package-windows: package-snapshot | $(GOWINRES)
 	@set -e; ico=$$(find '$(WIN_WORK)/res' -name '*.ico' | head -n 1); [ -n "$$ico" ] || { echo "no icon in the .exe"; exit 1; }; \
 	  cp "$$ico" '$(WIN_WORK)/app.ico'
 	$(if $(SIGNING),$(SIGN_ENV)) makensis -V2 -DVERSION='$(VERSION)' -DVERSION4='$(VERSION4)' -DEXE='$(WIN_EXE)' \
-	  -DICON='$(WIN_WORK)/app.ico' -DOUTFILE='$(abspath $(DIST))/$(SETUP)' $(if $(SIGNING),-DSIGN='$(SIGN_SH)') \
+	  -DICON='$(WIN_WORK)/app.ico' -DOUTFILE='$(abspath $(DIST))/$(SETUP)' -DLICENSE='$(abspath LICENSE)' $(if $(SIGNING),-DSIGN='$(SIGN_SH)') \
 	  desktop/packaging/installer.nsi
 	cp '$(WIN_EXE)' '$(DIST)/qrlogin-desktop-$(VERSION)-windows-amd64.exe'
 

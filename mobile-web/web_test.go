@@ -165,9 +165,11 @@ func TestIndexNoInlineCode(t *testing.T) {
 	}
 }
 
-// TestSizeBudget keeps the whole page (HTML and every asset) under 30 KB.
+// TestSizeBudget keeps the whole page (HTML and every asset) under 32 KB
+// (30 KB until the confirm screen gained the registered OAuth app, about
+// 1.5 KB in two languages).
 func TestSizeBudget(t *testing.T) {
-	const budget = 30 * 1024
+	const budget = 32 * 1024
 	total := len(mobileweb.Index(mobileweb.Chinese))
 	err := fs.WalkDir(mobileweb.Static(), ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

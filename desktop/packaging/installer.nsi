@@ -4,14 +4,15 @@
 ; %LOCALAPPDATA%\Programs\qrlogin, a Start-menu shortcut is made and the
 ; uninstaller is registered in "Apps & features" (HKCU). packaging.mk runs
 ;   makensis -DVERSION=1.2.3 -DVERSION4=1.2.3.4 -DEXE=<qrlogin-desktop.exe>
-;            -DICON=<app .ico> -DOUTFILE=<setup .exe> [-DSIGN=<sign.sh>]
+;            -DICON=<app .ico> -DOUTFILE=<setup .exe> -DLICENSE=<LICENSE>
+;            [-DSIGN=<sign.sh>]
 ;            desktop/packaging/installer.nsi
 ; With SIGN, the installer and the uninstaller inside it are Authenticode
 ; signed by that script (NSIS 3.08+: !finalize, !uninstfinalize).
 
-!ifdef VERSION & VERSION4 & EXE & ICON & OUTFILE
+!ifdef VERSION & VERSION4 & EXE & ICON & OUTFILE & LICENSE
 !else
-  !error "define VERSION, VERSION4, EXE, ICON and OUTFILE (see the top of this file)"
+  !error "define VERSION, VERSION4, EXE, ICON, OUTFILE and LICENSE (see the top of this file)"
 !endif
 
 !define APP_NAME  "qrlogin"
@@ -40,7 +41,7 @@ VIAddVersionKey "ProductVersion" "${VERSION}"
 VIAddVersionKey "FileVersion" "${VERSION}"
 VIAddVersionKey "FileDescription" "${APP_NAME} ${VERSION} setup"
 VIAddVersionKey "CompanyName" "${PUBLISHER}"
-VIAddVersionKey "LegalCopyright" "qrlogin developers"
+VIAddVersionKey "LegalCopyright" "qrlogin developers; Apache License 2.0"
 
 !ifdef SIGN
   !finalize '"${SIGN}" "%1"'
@@ -69,6 +70,7 @@ Section "qrlogin" SecApp
   SetShellVarContext current
   SetOutPath "$INSTDIR"
   File "/oname=${EXE_NAME}" "${EXE}"
+  File "/oname=LICENSE.txt" "${LICENSE}"
   WriteUninstaller "$INSTDIR\uninstall.exe"
 
   CreateShortcut "$SMPROGRAMS\${APP_NAME}.lnk" "$INSTDIR\${EXE_NAME}" "" "$INSTDIR\${EXE_NAME}" 0
@@ -93,6 +95,7 @@ Section "Uninstall"
   SetShellVarContext current
   Delete "$SMPROGRAMS\${APP_NAME}.lnk"
   Delete "$INSTDIR\${EXE_NAME}"
+  Delete "$INSTDIR\LICENSE.txt"
   Delete "$INSTDIR\uninstall.exe"
   RMDir "$INSTDIR"
   DeleteRegKey HKCU "${UNINST_KEY}"

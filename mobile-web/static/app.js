@@ -15,6 +15,8 @@
       noCode: 'No sign-in request has this code. Check the code on your computer; it may have expired.',
       confirmTitle: 'Sign in on this computer?', computer: 'Name', platform: 'System', app: 'App',
       reportedTitle: 'Reported by the computer', unverified: 'Not verified', seenTitle: 'Seen by the server',
+      clientTitle: 'App registered on this server', registered: 'Registered', clientId: 'App ID',
+      removedClient: 'No longer registered', doneAppBody: 'You are signed in to {app}. You can close this page.',
       network: 'Network', netSame: 'Same network as this phone', netDifferent: 'Different network from this phone',
       netUnknown: "Can't check the network",
       netUnknownBody: "The server can't tell whether this computer is on your phone's network.",
@@ -47,6 +49,8 @@
       noCode: '没有与此代码对应的登录请求。请核对电脑上显示的代码，它可能已过期。',
       confirmTitle: '要在这台电脑上登录吗？', computer: '名称', platform: '系统', app: '应用',
       reportedTitle: '电脑自报的信息', unverified: '未经验证', seenTitle: '服务器看到的信息',
+      clientTitle: '在此服务器上登记的应用', registered: '已登记', clientId: '应用 ID',
+      removedClient: '已不再登记', doneAppBody: '你已登录 {app}。现在可以关闭此页面。',
       network: '网络', netSame: '与这部手机在同一网络', netDifferent: '与这部手机不在同一网络',
       netUnknown: '无法检查网络',
       netUnknownBody: '服务器无法判断这台电脑是否与你的手机在同一网络。',
@@ -179,6 +183,16 @@
 
   function renderConfirm() {
     const d = S.info.device || {};
+    // An OAuth app: its name is the one the server's administrator
+    // registered, so it is shown apart from what the computer reports
+    // (which, for such an app, is nothing).
+    const c = S.info.client;
+    $('sec-client').hidden = !c;
+    if (c) {
+      $('c-name').textContent = c.name || t('removedClient');
+      $('c-id').textContent = c.id;
+    }
+    $('sec-reported').hidden = !!c && !d.name && !d.platform && !d.app_name;
     $('d-name').textContent = d.name || t('unknownDevice');
     $('d-platform').textContent = d.platform || '—';
     $('d-app').textContent = d.app_name || '—';
@@ -199,6 +213,7 @@
     $('r-use').setAttribute('href', '#' + icon);
     $('r-title').textContent = t(S.msg && S.msg.k.startsWith('rateLimited') ? 'waitTitle' : S.result + 'Title');
     if (S.result === 'error') fill($('r-body'), S.msg.k, S.msg);
+    else if (S.result === 'done' && S.info && S.info.client && S.info.client.name) fill($('r-body'), 'doneAppBody', { app: S.info.client.name }, true);
     else fill($('r-body'), S.result + 'Body', { device: (S.info && S.info.device && S.info.device.name) || t('unknownDevice') }, true);
     $('r-action').hidden = !action;
     if (action) $('r-action').textContent = t(action);

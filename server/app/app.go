@@ -25,7 +25,9 @@ import (
 	"github.com/qrlogin/qrlogin/server/lanaddr"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/notify"
+	"github.com/qrlogin/qrlogin/server/oauth"
 	"github.com/qrlogin/qrlogin/server/ratelimit"
+	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
@@ -67,6 +69,9 @@ type Config struct {
 	// so that a rotated key is picked up without a restart; a minute when
 	// zero.
 	KeyReload time.Duration
+	// DeviceInterval is the OAuth device grant's polling interval
+	// (RFC 8628 says 5 seconds).
+	DeviceInterval time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -88,6 +93,7 @@ func DefaultConfig() Config {
 		PasswordParams:  auth.DefaultParams(),
 		SweepInterval:   time.Minute,
 		KeyReload:       time.Minute,
+		DeviceInterval:  oauth.DefaultInterval,
 	}
 }
 
@@ -143,6 +149,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval <= 0 {
 		errs = append(errs, fmt.Errorf("sweep-interval: %v must be positive", c.SweepInterval))
+	}
+	if c.DeviceInterval < time.Second || c.DeviceInterval%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("device-interval: %v must be a whole number of seconds, at least 1s", c.DeviceInterval))
 	}
 	if c.KeyReload < 0 {
 		errs = append(errs, fmt.Errorf("key-reload: %v must not be negative", c.KeyReload))
@@ -254,6 +263,14 @@ func (a *App) init(ctx context.Context) error {
 		// A small burst lets a person retry a typo at once.
 		return ratelimit.New(n, max(3, n/5), cfg.Now)
 	}
+	createLimit := minute(cfg.LimitCreate)
+	oauthHandler := oauth.New(oauth.Config{
+		PublicURL:  a.url,
+		SessionTTL: cfg.SessionTTL,
+		Interval:   cfg.DeviceInterval,
+		Refresh:    refresh.Policy{TTL: cfg.RefreshTTL, MaxAge: cfg.RefreshMaxAge},
+		Now:        cfg.Now,
+	}, oauth.Deps{Store: a.store, Tokens: a.keys, Hub: a.hub, Create: createLimit, Log: a.log})
 	a.api, err = httpapi.New(httpapi.Config{
 		PublicURL:      a.url,
 		SessionTTL:     cfg.SessionTTL,
@@ -271,10 +288,11 @@ func (a *App) init(ctx context.Context) error {
 		Limits: httpapi.Limits{
 			Login:     minute(cfg.LimitLogin),
 			LoginUser: ratelimit.New(cfg.LimitLogin, max(3, cfg.LimitLogin/5), cfg.Now), // failures only; 0: off
-			Create:    minute(cfg.LimitCreate),
+			Create:    createLimit,
 			Lookup:    minute(cfg.LimitLookup),
 		},
-		Log: a.log,
+		Log:   a.log,
+		Extra: []httpapi.Mounter{oauthHandler},
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP API: %w", err)

@@ -148,8 +148,29 @@ func (r *keyRing) Sign(userID, amr string) (string, time.Time, error) {
 
 // Verify implements httpapi.AccessTokens.
 func (r *keyRing) Verify(token string) (auth.Claims, error) {
+	return r.verify(token, (*auth.Issuer).Verify)
+}
+
+// VerifyClient implements oauth.Tokens.
+func (r *keyRing) VerifyClient(token, issuer string) (auth.Claims, error) {
+	return r.verify(token, func(i *auth.Issuer, tok string) (auth.Claims, error) { return i.VerifyClient(tok, issuer) })
+}
+
+// SignClient implements oauth.Tokens.
+func (r *keyRing) SignClient(issuer, clientID, userID, amr, scope string) (string, time.Time, error) {
+	return r.cur.Load().signer.SignClient(issuer, clientID, userID, amr, scope)
+}
+
+// SignIDToken implements oauth.Tokens.
+func (r *keyRing) SignIDToken(t auth.IDToken) (string, error) {
+	return r.cur.Load().signer.SignIDToken(t)
+}
+
+// verify checks token with every loaded key, reloading the keys first if
+// it names one not loaded yet.
+func (r *keyRing) verify(token string, check func(*auth.Issuer, string) (auth.Claims, error)) (auth.Claims, error) {
 	set := r.cur.Load()
-	c, err := set.all.Verify(token)
+	c, err := check(set.all, token)
 	kid, ok := tokenKID(token)
 	if err == nil || !ok || set.kids[kid] {
 		return c, err
@@ -171,7 +192,7 @@ func (r *keyRing) Verify(token string) (auth.Claims, error) {
 			return c, err
 		}
 	}
-	return set.all.Verify(token)
+	return check(set.all, token)
 }
 
 // tokenKID is the "kid" in a JWT's header, unverified.

@@ -66,6 +66,10 @@ type Claims struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	AMR       []string // "amr": how the user signed in
+	// Set in a client's token (VerifyClient): the OAuth client it was
+	// issued to ("aud") and the scope it was granted.
+	ClientID string
+	Scope    string
 }
 
 // HasAMR reports whether the token says the user signed in with method.
@@ -89,6 +93,9 @@ type tokenClaims struct {
 	AMR []string `json:"amr,omitempty"`
 	// IssuedAtMicros is "iat" in Unix microseconds.
 	IssuedAtMicros int64 `json:"iat_us,omitempty"`
+	// In an OAuth client's token (RFC 9068): the client and its scope.
+	ClientID string `json:"client_id,omitempty"`
+	Scope    string `json:"scope,omitempty"`
 }
 
 // Issuer signs and verifies access tokens: JWTs signed with Ed25519
@@ -165,11 +172,11 @@ func NewIssuer(ctx context.Context, ks KeyStore, cfg IssuerConfig) (*Issuer, err
 			iss.signKID, iss.signKey, newest = k.ID, priv, k.CreatedAt
 		}
 	}
+	// Issuer and audience are checked by Verify and VerifyClient, which
+	// expect different ones.
 	iss.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithExpirationRequired(),
-		jwt.WithIssuer(cfg.Issuer),
-		jwt.WithAudience(cfg.Audience),
 		jwt.WithTimeFunc(cfg.Now),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(Leeway),
@@ -197,12 +204,39 @@ func newSigningKey(now time.Time) (store.SigningKey, error) {
 func (i *Issuer) TTL() time.Duration { return i.cfg.TTL }
 
 // Sign returns an access token for userID, saying it signed in with
-// method amr (AMRPassword or AMRQR), and the moment it expires.
+// method amr (AMRPassword or AMRQR), and the moment it expires. Its
+// issuer and audience are the configured ones: it is a token for this
+// server's own API.
 func (i *Issuer) Sign(userID, amr string) (string, time.Time, error) {
-	if userID == "" {
+	return i.sign(tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: userID, Issuer: i.cfg.Issuer, Audience: jwt.ClaimStrings{i.cfg.Audience}},
+		AMR:              []string{amr},
+	})
+}
+
+// SignClient returns an access token for userID issued to the OAuth
+// client clientID (RFC 9068): "iss" is issuer (the server's public URL,
+// as its OpenID Connect discovery says), "aud" and "client_id" are the
+// client, "scope" what it was granted. Verify refuses it, so a client's
+// token never works at this server's own API.
+func (i *Issuer) SignClient(issuer, clientID, userID, amr, scope string) (string, time.Time, error) {
+	if issuer == "" || clientID == "" || clientID == i.cfg.Audience {
+		return "", time.Time{}, fmt.Errorf("sign client access token: issuer %q and client %q must be set and the client must not be %q", issuer, clientID, i.cfg.Audience)
+	}
+	return i.sign(tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: userID, Issuer: issuer, Audience: jwt.ClaimStrings{clientID}},
+		AMR:              []string{amr},
+		ClientID:         clientID,
+		Scope:            scope,
+	})
+}
+
+// sign fills in the times and id of tc and signs it.
+func (i *Issuer) sign(tc tokenClaims) (string, time.Time, error) {
+	if tc.Subject == "" {
 		return "", time.Time{}, errors.New("sign access token: empty user id")
 	}
-	if amr == "" {
+	if len(tc.AMR) != 1 || tc.AMR[0] == "" {
 		return "", time.Time{}, errors.New("sign access token: empty sign-in method")
 	}
 	issued := i.cfg.Now().Truncate(time.Microsecond)
@@ -210,52 +244,126 @@ func (i *Issuer) Sign(userID, amr string) (string, time.Time, error) {
 	// expiry equal to the token's.
 	now := issued.Truncate(time.Second)
 	exp := now.Add(i.cfg.TTL)
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, tokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   userID,
-			Issuer:    i.cfg.Issuer,
-			Audience:  jwt.ClaimStrings{i.cfg.Audience},
-			IssuedAt:  jwt.NewNumericDate(now),
-			NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(exp),
-			ID:        NewID(),
-		},
-		AMR:            []string{amr},
-		IssuedAtMicros: issued.UnixMicro(),
-	})
-	tok.Header["kid"] = i.signKID
-	s, err := tok.SignedString(i.signKey)
+	tc.IssuedAt = jwt.NewNumericDate(now)
+	tc.NotBefore = jwt.NewNumericDate(now)
+	tc.ExpiresAt = jwt.NewNumericDate(exp)
+	tc.ID = NewID()
+	tc.IssuedAtMicros = issued.UnixMicro()
+	s, err := i.signJWT(tc)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
 	}
 	return s, exp, nil
 }
 
+// signJWT signs claims with the newest key, naming it in "kid".
+func (i *Issuer) signJWT(claims jwt.Claims) (string, error) {
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	tok.Header["kid"] = i.signKID
+	return tok.SignedString(i.signKey)
+}
+
+// IDToken is what an OpenID Connect ID token says (OIDC Core §2).
+type IDToken struct {
+	Issuer   string    // "iss": the public URL, the discovery document's issuer
+	Subject  string    // "sub": the user's id
+	Audience string    // "aud": the client id
+	AuthTime time.Time // "auth_time": when the user signed in
+	// Profile claims, sent when the scope has "profile".
+	Name              string // "name": the display name
+	PreferredUsername string // "preferred_username": the username
+}
+
+// idTokenClaims is the JWT payload of an ID token.
+type idTokenClaims struct {
+	jwt.RegisteredClaims
+	AuthTime          int64    `json:"auth_time"`
+	AMR               []string `json:"amr,omitempty"`
+	Name              string   `json:"name,omitempty"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+}
+
+// SignIDToken signs an OpenID Connect ID token valid for the access-token
+// lifetime, saying the user signed in by QR code ("amr": ["qr"]).
+func (i *Issuer) SignIDToken(t IDToken) (string, error) {
+	if t.Issuer == "" || t.Subject == "" || t.Audience == "" || t.AuthTime.IsZero() {
+		return "", errors.New("sign ID token: issuer, subject, audience and auth time are required")
+	}
+	now := i.cfg.Now().Truncate(time.Second)
+	s, err := i.signJWT(idTokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.Issuer,
+			Subject:   t.Subject,
+			Audience:  jwt.ClaimStrings{t.Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(i.cfg.TTL)),
+		},
+		AuthTime:          t.AuthTime.Unix(),
+		AMR:               []string{AMRQR},
+		Name:              t.Name,
+		PreferredUsername: t.PreferredUsername,
+	})
+	if err != nil {
+		return "", fmt.Errorf("sign ID token: %w", err)
+	}
+	return s, nil
+}
+
 // Verify checks token's signature (EdDSA only, by a known kid), issuer,
-// audience and times, and returns its claims. "nbf" and "iat" may be up to
-// Leeway in the future (another server's clock); "exp" is exact. Every
-// failure wraps ErrInvalidToken.
+// audience and times, and returns its claims. Only tokens for this
+// server's own API pass: issuer and audience must be the configured ones,
+// so an OAuth client's token (SignClient) is refused. "nbf" and "iat" may
+// be up to Leeway in the future (another server's clock); "exp" is exact.
+// Every failure wraps ErrInvalidToken.
 func (i *Issuer) Verify(token string) (Claims, error) {
+	tc, c, err := i.verify(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if tc.Issuer != i.cfg.Issuer || len(tc.Audience) != 1 || tc.Audience[0] != i.cfg.Audience || tc.ClientID != "" {
+		return Claims{}, fmt.Errorf("%w: not a token for this API", ErrInvalidToken)
+	}
+	return c, nil
+}
+
+// VerifyClient checks a token that SignClient made for an OAuth client:
+// as Verify does, but "iss" must be issuer, and "aud" exactly one client
+// (never this server's own audience), named in Claims.ClientID. Whether
+// that client still exists is the caller's to check.
+func (i *Issuer) VerifyClient(token, issuer string) (Claims, error) {
+	tc, c, err := i.verify(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if tc.Issuer != issuer || len(tc.Audience) != 1 || tc.Audience[0] == i.cfg.Audience || tc.Audience[0] != tc.ClientID {
+		return Claims{}, fmt.Errorf("%w: not a client's token", ErrInvalidToken)
+	}
+	c.ClientID, c.Scope = tc.ClientID, tc.Scope
+	return c, nil
+}
+
+// verify checks signature, subject and times.
+func (i *Issuer) verify(token string) (tokenClaims, Claims, error) {
 	if len(token) > maxTokenLen {
-		return Claims{}, fmt.Errorf("%w: too long", ErrInvalidToken)
+		return tokenClaims{}, Claims{}, fmt.Errorf("%w: too long", ErrInvalidToken)
 	}
 	// base64 decoding skips line breaks, so without this check a token
 	// with one added to its signature would verify as the original.
 	if strings.TrimLeft(token, jwsChars) != "" {
-		return Claims{}, fmt.Errorf("%w: not a compact JWS", ErrInvalidToken)
+		return tokenClaims{}, Claims{}, fmt.Errorf("%w: not a compact JWS", ErrInvalidToken)
 	}
 	var tc tokenClaims
 	_, err := i.parser.ParseWithClaims(token, &tc, i.key)
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return tokenClaims{}, Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	rc := tc.RegisteredClaims
 	if rc.Subject == "" {
-		return Claims{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
+		return tokenClaims{}, Claims{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
 	}
 	// The parser's leeway applies to "exp" too; expiry gets none.
 	if !i.cfg.Now().Before(rc.ExpiresAt.Time) {
-		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, jwt.ErrTokenExpired)
+		return tokenClaims{}, Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, jwt.ErrTokenExpired)
 	}
 	c := Claims{UserID: rc.Subject, ID: rc.ID, ExpiresAt: rc.ExpiresAt.Time, AMR: tc.AMR}
 	if rc.IssuedAt != nil {
@@ -266,11 +374,11 @@ func (i *Issuer) Verify(token string) (Claims, error) {
 	if tc.IssuedAtMicros != 0 {
 		us := time.UnixMicro(tc.IssuedAtMicros)
 		if rc.IssuedAt == nil || !us.Truncate(time.Second).Equal(rc.IssuedAt.Time) {
-			return Claims{}, fmt.Errorf("%w: iat_us does not match iat", ErrInvalidToken)
+			return tokenClaims{}, Claims{}, fmt.Errorf("%w: iat_us does not match iat", ErrInvalidToken)
 		}
 		c.IssuedAt = us
 	}
-	return c, nil
+	return tc, c, nil
 }
 
 // key finds the public key named by the token's kid. The parser has

@@ -130,7 +130,7 @@ func (s *accounts) refresh(c *gin.Context) {
 	}
 	nextID, nextHash, now := auth.NewID(), auth.HashToken(tok), s.now()
 	old, err := s.store.UpdateRefreshToken(ctx, auth.HashToken(req.RefreshToken), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
-		next, err := s.mint.policy.Rotate(rt, nextID, nextHash, now)
+		next, err := s.mint.policy.Rotate(rt, "", nextID, nextHash, now)
 		return &next, err
 	})
 	switch {

@@ -204,6 +204,11 @@ func (s *desktopSessions) pollAnswer(ctx context.Context, sess login.Session) (i
 	case login.Consumed:
 		return 0, nil, login.ErrConsumed
 	case login.Confirmed:
+		if sess.ClientID != "" {
+			// An OAuth client's session: its tokens (for that client) come
+			// from the token endpoint only, never as this API's tokens.
+			return http.StatusOK, statusResponse(sess, st), nil
+		}
 		if err := ctx.Err(); err != nil {
 			// The desktop has gone: keep the tokens for its next request
 			// rather than hand them to a closed connection.

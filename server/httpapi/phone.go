@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -27,6 +28,7 @@ type phoneSessions struct {
 		Session(ctx context.Context, id string) (login.Session, error)
 		SessionByUserCode(ctx context.Context, code string) (login.Session, error)
 		UpdateSession(ctx context.Context, id string, fn func(*login.Session) error) (login.Session, error)
+		Client(ctx context.Context, id string) (store.Client, error)
 	}
 	hub    *notify.Hub
 	auth   *authenticator
@@ -43,9 +45,10 @@ func (s *phoneSessions) Mount(r gin.IRouter) {
 	r.POST("/login-sessions/:id/cancel", s.auth.requireUser, s.phoneTransition(cancel))
 }
 
-// phoneView is what the phone is shown of a session.
-func (s *phoneSessions) phoneView(c *gin.Context, sess login.Session) api.SessionInfo {
-	return api.SessionInfo{
+// phoneView is what the phone is shown of a session, with the name under
+// which an OAuth client that started it is registered.
+func (s *phoneSessions) phoneView(c *gin.Context, sess login.Session) (api.SessionInfo, error) {
+	info := api.SessionInfo{
 		ID:        sess.ID,
 		Status:    publicStatus(sess.StatusAt(s.now())),
 		ExpiresAt: sess.ExpiresAt.UTC(),
@@ -59,6 +62,27 @@ func (s *phoneSessions) phoneView(c *gin.Context, sess login.Session) api.Sessio
 		},
 		Network: string(lanaddr.Network(s.net.desktopSeen(sess.Device.IP), s.net.seen(c))),
 	}
+	if sess.ClientID != "" {
+		info.Client = &api.Client{ID: sess.ClientID}
+		cl, err := s.store.Client(c.Request.Context(), sess.ClientID)
+		switch {
+		case err == nil:
+			info.Client.Name = cl.Name
+		case !errors.Is(err, store.ErrNotFound): // a removed client keeps its id only
+			return api.SessionInfo{}, fmt.Errorf("load client of login session: %w", err)
+		}
+	}
+	return info, nil
+}
+
+// writePhoneView answers with the phone's view of sess.
+func (s *phoneSessions) writePhoneView(c *gin.Context, sess login.Session) {
+	info, err := s.phoneView(c, sess)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, info)
 }
 
 func (s *phoneSessions) sessionInfo(c *gin.Context) {
@@ -72,7 +96,7 @@ func (s *phoneSessions) sessionInfo(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.phoneView(c, sess))
+	s.writePhoneView(c, sess)
 }
 
 func (s *phoneSessions) sessionByCode(c *gin.Context) {
@@ -94,7 +118,7 @@ func (s *phoneSessions) sessionByCode(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.phoneView(c, sess))
+	s.writePhoneView(c, sess)
 }
 
 // phoneAction is one of the phone's state changes.
@@ -133,7 +157,7 @@ func (s *phoneSessions) phoneTransition(a phoneAction) gin.HandlerFunc {
 		}
 		s.hub.Publish(id)
 		if a == scan {
-			c.JSON(http.StatusOK, s.phoneView(c, saved))
+			s.writePhoneView(c, saved)
 			return
 		}
 		c.JSON(http.StatusOK, api.StatusResponse{Status: publicStatus(saved.Status)})

@@ -40,7 +40,14 @@ var (
 	ErrExpired      = errors.New("login session expired")
 	ErrConsumed     = errors.New("login session tokens already delivered")
 	ErrForbidden    = errors.New("login session belongs to another user")
+	// ErrSlowDown: a device-grant poll came sooner than the session's
+	// PollInterval after the previous one (or after the session began).
+	ErrSlowDown = errors.New("login session polled too often")
 )
+
+// SlowDownStep is how much a session's PollInterval grows each time it is
+// polled too often (RFC 8628 §3.5: "by 5 seconds").
+const SlowDownStep = 5 * time.Second
 
 // Retention is how long an ended session keeps answering its final state
 // before the sweeper may delete it.
@@ -74,6 +81,17 @@ type Session struct {
 	// EndedAt is when the session was confirmed-and-delivered or cancelled;
 	// zero while live or when it ended by expiry.
 	EndedAt time.Time
+
+	// Set when an OAuth client started the session (the device
+	// authorization grant): the client's id and the scope it asked for.
+	// Empty for the qrlogin API's own desktop sign-ins.
+	ClientID string
+	Scope    string
+	// PollInterval is the least time a client must leave between two
+	// device-grant polls, and LastPollAt the last such poll (zero before
+	// the first). Only the device grant's token endpoint uses them.
+	PollInterval time.Duration
+	LastPollAt   time.Time
 }
 
 // StatusAt is the session's effective state at now: a live session past
@@ -190,4 +208,24 @@ func Deliver(s *Session, now time.Time) error {
 	default:
 		return ErrInvalidState
 	}
+}
+
+// NotePoll records a device-grant poll at now on a session that is still
+// waiting for the phone (pending or scanned). A poll sooner than
+// PollInterval after the previous one — or, for the first poll, after the
+// session was created — makes the interval grow by SlowDownStep and
+// returns ErrSlowDown; either way the poll is recorded, so the session
+// must be saved. Callers check final states first: a cancelled, expired
+// or delivered session answers so however often it is polled.
+func NotePoll(s *Session, now time.Time) error {
+	last := s.LastPollAt
+	if last.IsZero() {
+		last = s.CreatedAt
+	}
+	s.LastPollAt = now
+	if now.Sub(last) < s.PollInterval {
+		s.PollInterval += SlowDownStep
+		return ErrSlowDown
+	}
+	return nil
 }

@@ -161,3 +161,45 @@ func TestLive(t *testing.T) {
 		}
 	}
 }
+
+func TestNotePoll(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name         string
+		last         time.Time // zero: first poll
+		at           time.Time
+		err          error
+		wantInterval time.Duration
+	}{
+		{name: "first poll after the interval", at: t0.Add(5 * time.Second), wantInterval: 5 * time.Second},
+		{name: "first poll too soon", at: t0.Add(4 * time.Second), err: login.ErrSlowDown, wantInterval: 10 * time.Second},
+		{name: "next poll on time", last: t0.Add(10 * time.Second), at: t0.Add(15 * time.Second), wantInterval: 5 * time.Second},
+		{name: "next poll too soon", last: t0.Add(10 * time.Second), at: t0.Add(14 * time.Second), err: login.ErrSlowDown, wantInterval: 10 * time.Second},
+		{name: "same instant", last: t0.Add(10 * time.Second), at: t0.Add(10 * time.Second), err: login.ErrSlowDown, wantInterval: 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := login.Session{Status: login.Pending, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), PollInterval: 5 * time.Second, LastPollAt: tt.last}
+			err := login.NotePoll(&s, tt.at)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("NotePoll = %v, want %v", err, tt.err)
+			}
+			if s.PollInterval != tt.wantInterval {
+				t.Errorf("PollInterval = %v, want %v", s.PollInterval, tt.wantInterval)
+			}
+			if !s.LastPollAt.Equal(tt.at) {
+				t.Errorf("LastPollAt = %v, want the poll %v", s.LastPollAt, tt.at)
+			}
+		})
+	}
+	// Slowing down again grows the interval again: 5 s more each time.
+	s := login.Session{Status: login.Pending, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), PollInterval: 5 * time.Second}
+	for i, want := range []time.Duration{10, 15, 20} {
+		if err := login.NotePoll(&s, t0.Add(time.Duration(i)*time.Second)); !errors.Is(err, login.ErrSlowDown) {
+			t.Fatalf("poll %d: %v, want slow down", i, err)
+		}
+		if s.PollInterval != want*time.Second {
+			t.Errorf("after slow down %d: interval %v, want %v", i+1, s.PollInterval, want*time.Second)
+		}
+	}
+}

@@ -49,6 +49,11 @@ type Token struct {
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until rotated
 	RevokedAt time.Time // zero until revoked
+	// ClientID is the OAuth client the family was issued to, and Scope
+	// what it was granted; both empty for the qrlogin API's own sign-ins.
+	// A token is only ever accepted from the client it was issued to.
+	ClientID string
+	Scope    string
 }
 
 // Policy is how long tokens live.
@@ -103,14 +108,20 @@ func (p Policy) Live(rt Token, kind Kind, now time.Time) error {
 	return nil
 }
 
-// Rotate uses refresh token rt at now: it marks rt used and returns its
-// successor, which has id and hash and everything else from rt's family.
+// Rotate uses refresh token rt, presented by clientID ("" for the qrlogin
+// API itself), at now: it marks rt used and returns its successor, which
+// has id and hash and everything else from rt's family. A token issued to
+// another client is ErrInvalid and left as it was: whoever presents it is
+// not its holder, and no reuse is recorded.
 // A token already used is a stolen copy or a replay: Rotate revokes it and
 // returns ErrReused, and the whole family must be revoked with it. A
 // revoked, expired or too old token, or a phone cookie, is ErrInvalid and
 // rt is left as it was.
-func (p Policy) Rotate(rt *Token, id string, hash []byte, now time.Time) (Token, error) {
+func (p Policy) Rotate(rt *Token, clientID, id string, hash []byte, now time.Time) (Token, error) {
 	now = now.UTC()
+	if rt.ClientID != clientID {
+		return Token{}, ErrInvalid
+	}
 	if rt.Kind == KindRefresh && !rt.UsedAt.IsZero() {
 		Revoke(rt, now)
 		return Token{}, ErrReused
@@ -129,6 +140,8 @@ func (p Policy) Rotate(rt *Token, id string, hash []byte, now time.Time) (Token,
 		AuthTime:  rt.AuthTime,
 		CreatedAt: now,
 		ExpiresAt: p.expiry(rt.AuthTime, now),
+		ClientID:  rt.ClientID,
+		Scope:     rt.Scope,
 	}, nil
 }
 

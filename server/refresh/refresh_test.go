@@ -2,6 +2,7 @@ package refresh_test
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestRotate(t *testing.T) {
 				tt.edit(&rt)
 			}
 			before := rt
-			next, err := policy.Rotate(&rt, "t2", []byte("h2"), tt.at)
+			next, err := policy.Rotate(&rt, "", "t2", []byte("h2"), tt.at)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Rotate = %v, want %v", err, tt.err)
 			}
@@ -85,7 +86,7 @@ func TestRotateCapsExpiry(t *testing.T) {
 	now := t0
 	for i := range 3 {
 		now = now.Add(20 * time.Hour)
-		next, err := p.Rotate(&rt, "t", nil, now)
+		next, err := p.Rotate(&rt, "", "t", nil, now)
 		if err != nil {
 			t.Fatalf("rotation %d: %v", i, err)
 		}
@@ -94,7 +95,7 @@ func TestRotateCapsExpiry(t *testing.T) {
 	if want := t0.Add(72 * time.Hour); !rt.ExpiresAt.Equal(want) {
 		t.Errorf("token made at %v expires %v, want the chain's end %v", now, rt.ExpiresAt, want)
 	}
-	if _, err := p.Rotate(&rt, "t", nil, t0.Add(72*time.Hour)); !errors.Is(err, refresh.ErrInvalid) {
+	if _, err := p.Rotate(&rt, "", "t", nil, t0.Add(72*time.Hour)); !errors.Is(err, refresh.ErrInvalid) {
 		t.Errorf("rotation at the chain's end: %v, want ErrInvalid", err)
 	}
 }
@@ -114,5 +115,47 @@ func TestLiveAndRevoke(t *testing.T) {
 	}
 	if err := policy.Live(ck, refresh.KindPhone, t0.Add(2*time.Minute)); !errors.Is(err, refresh.ErrInvalid) {
 		t.Errorf("a revoked phone cookie: %v", err)
+	}
+}
+
+// A client's token works only for that client, and carries its client and
+// scope to its successor; presented by anyone else it changes nothing.
+func TestRotateBindsClient(t *testing.T) {
+	own := policy.Start(refresh.KindRefresh, "u1", "qr", "t1", "f1", []byte("h1"), t0)
+	own.ClientID, own.Scope = "app", "openid offline_access"
+	tests := []struct {
+		name      string
+		rt        refresh.Token
+		presenter string
+		err       error
+	}{
+		{name: "its client", rt: own, presenter: "app"},
+		{name: "another client", rt: own, presenter: "other", err: refresh.ErrInvalid},
+		{name: "the qrlogin API", rt: own, presenter: "", err: refresh.ErrInvalid},
+		{name: "an API token at a client", rt: policy.Start(refresh.KindRefresh, "u1", "qr", "t1", "f1", nil, t0), presenter: "app", err: refresh.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := tt.rt
+			rt.UsedAt = time.Time{}
+			if tt.err != nil {
+				// Even an already used token is not revoked by a stranger.
+				rt.UsedAt = t0
+			}
+			before := rt
+			next, err := policy.Rotate(&rt, tt.presenter, "t2", []byte("h2"), t0.Add(time.Minute))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("Rotate = %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				if !reflect.DeepEqual(rt, before) {
+					t.Errorf("a refused token changed: %+v", rt)
+				}
+				return
+			}
+			if next.ClientID != "app" || next.Scope != own.Scope {
+				t.Errorf("successor client %q scope %q, want the family's", next.ClientID, next.Scope)
+			}
+		})
 	}
 }

@@ -43,6 +43,20 @@ type User struct {
 // hash; its rules are in server/refresh.
 type RefreshToken = refresh.Token
 
+// Client is an OAuth 2.0 client: an app registered to sign its users in
+// through the device authorization grant.
+type Client struct {
+	ID   string // the OAuth client_id; the "aud" of its tokens
+	Name string // shown on the phone's confirm screen as the app
+	// SecretHash is the SHA-256 of a confidential client's secret; nil for
+	// a public client (a desktop or command-line app that cannot keep one).
+	SecretHash []byte
+	CreatedAt  time.Time
+}
+
+// Public reports whether c has no secret.
+func (c Client) Public() bool { return len(c.SecretHash) == 0 }
+
 // SigningKey is an Ed25519 key that signs access tokens.
 type SigningKey struct {
 	ID         string // the JWT "kid"
@@ -84,6 +98,9 @@ type Store interface {
 	// SessionByUserCode returns the session with that user code (without
 	// the dash), or ErrNotFound.
 	SessionByUserCode(ctx context.Context, code string) (login.Session, error)
+	// SessionByPollToken returns the session whose poll token has that
+	// hash (an OAuth client's device code), or ErrNotFound.
+	SessionByPollToken(ctx context.Context, hash []byte) (login.Session, error)
 	// UpdateSession loads the session, calls fn on it and saves the result,
 	// all in one transaction. If fn returns an error nothing is saved and
 	// that error is returned (unwrapped) with the session as loaded.
@@ -92,7 +109,8 @@ type Store interface {
 	// DeliverSession runs login.Deliver on the session and, if it succeeds,
 	// stores rt (with rt.UserID set to the session's user) in the same
 	// transaction. It returns the session as saved. Errors from
-	// login.Deliver are returned unwrapped.
+	// login.Deliver are returned unwrapped. When rt.Hash is empty no token
+	// is stored (an OAuth client that did not ask for offline_access).
 	DeliverSession(ctx context.Context, id string, rt RefreshToken, now time.Time) (login.Session, error)
 	// DeleteEndedSessions removes sessions that ended (by cancel, delivery
 	// or expiry) before cutoff, and returns how many it removed.
@@ -127,6 +145,17 @@ type Store interface {
 	// DeleteSigningKey removes a signing key (retiring it: tokens it
 	// signed are refused from then on); ErrNotFound if there is none.
 	DeleteSigningKey(ctx context.Context, id string) error
+
+	// CreateClient stores an OAuth client; ErrConflict if its id is taken.
+	CreateClient(ctx context.Context, c Client) error
+	// Client returns the OAuth client with that id, or ErrNotFound.
+	Client(ctx context.Context, id string) (Client, error)
+	// Clients returns every OAuth client ordered by id.
+	Clients(ctx context.Context) ([]Client, error)
+	// DeleteClient removes an OAuth client and, in the same transaction,
+	// every refresh token issued to it, so a client registered again
+	// under the same id inherits nothing; ErrNotFound if there is none.
+	DeleteClient(ctx context.Context, id string) error
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

@@ -147,6 +147,20 @@ type SessionInfo struct {
 	// NetworkUnknown (an address is loopback or a proxy's, so the check
 	// means nothing). The phone warns on NetworkDifferent.
 	Network string `json:"network"`
+	// Client is set when an app signing in through OAuth (the device
+	// authorization grant) started the session: the app as registered on
+	// this server by its administrator, so unlike Device it is not what
+	// the computer says of itself.
+	Client *Client `json:"client,omitempty"`
+}
+
+// Client is an OAuth app registered on the server
+// (qrlogin-server client add).
+type Client struct {
+	ID string `json:"id"`
+	// Name is the registered display name; empty if the app was removed
+	// since the session began.
+	Name string `json:"name"`
 }
 
 // The values of SessionInfo.Network.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/app"
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/oauth"
 	"github.com/qrlogin/qrlogin/server/requestid"
 	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
@@ -114,4 +115,16 @@ func (s *Server) Login(tb testing.TB, username, password string) string {
 		tb.Fatalf("login %s: %v", username, err)
 	}
 	return resp.AccessToken
+}
+
+// AddClient registers an OAuth client; secret "" makes it public.
+func (s *Server) AddClient(tb testing.TB, id, name, secret string) {
+	tb.Helper()
+	c, err := oauth.NewClient(id, name, secret, time.Now())
+	if err != nil {
+		tb.Fatalf("new client %s: %v", id, err)
+	}
+	if err := s.App.Store().CreateClient(context.Background(), c); err != nil {
+		tb.Fatalf("add client %s: %v", id, err)
+	}
 }

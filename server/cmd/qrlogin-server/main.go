@@ -4,6 +4,7 @@
 //	qrlogin-server serve [flags]          run the server
 //	qrlogin-server user add --username U  add a user (also: list, passwd, delete)
 //	qrlogin-server keys rotate            add a signing key (also: list, retire)
+//	qrlogin-server client add --id ID --name N  register an OAuth client (also: list, delete)
 //	qrlogin-server store copy --from F --to URL  copy users and keys to PostgreSQL
 //	qrlogin-server --version
 //
@@ -62,6 +63,9 @@ const usage = `usage:
   qrlogin-server keys rotate [--activate-in 10m]  add a new signing key for access tokens
   qrlogin-server keys list
   qrlogin-server keys retire --kid K     stop trusting a key (not the one signing now)
+  qrlogin-server client add --id ID --name "Display name" [--secret-stdin]   register an OAuth app
+  qrlogin-server client list
+  qrlogin-server client delete --id ID   remove an app and its refresh tokens
   qrlogin-server store copy --from qrlogin.db --to postgres://...   copy users and signing keys
   qrlogin-server --version
 `
@@ -83,6 +87,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "store":
 		return storeCmd(ctx, args[1:], stdout, stderr)
+	case "client":
+		return clientCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -144,6 +150,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.LimitCreate, "limit-create", cfg.LimitCreate, "new login sessions per minute per client IP (0: off)")
 	fs.IntVar(&cfg.LimitLookup, "limit-lookup", cfg.LimitLookup, "user-code look-ups per minute per client IP (0: off)")
 	fs.IntVar(&cfg.HashConcurrency, "hash-concurrency", cfg.HashConcurrency, "password hashes computed at once (about 19 MiB each)")
+	fs.DurationVar(&cfg.DeviceInterval, "device-interval", cfg.DeviceInterval, "how often OAuth apps may poll the token endpoint (RFC 8628 interval)")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", cfg.MaxWaiters, "waits (long-polls and event streams) held at once; more are answered 503")
 	fs.BoolVar(&cfg.Demo, "demo", false, "if there are no users, create demo accounts alice and bob (never in production)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")

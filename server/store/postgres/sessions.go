@@ -17,13 +17,15 @@ import (
 const (
 	selectSession = `SELECT id, poll_token_hash, user_code, status,
 		device_name, device_platform, device_app_name, device_ip, device_user_agent,
-		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at
+		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at,
+		client_id, scope, poll_interval, last_poll_at
 		FROM login_sessions`
 
 	insertSession = `INSERT INTO login_sessions (id, poll_token_hash, user_code, status,
 		device_name, device_platform, device_app_name, device_ip, device_user_agent,
-		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at,
+		client_id, scope, poll_interval, last_poll_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
 
 	// lockSession reads a session and locks its row until the transaction
 	// ends: a concurrent change on any server waits, then reads the
@@ -35,8 +37,9 @@ const (
 	// concurrent writer, this makes the rule visible).
 	saveSession = `UPDATE login_sessions SET poll_token_hash = $2, user_code = $3, status = $4,
 		device_name = $5, device_platform = $6, device_app_name = $7, device_ip = $8, device_user_agent = $9,
-		created_at = $10, expires_at = $11, user_id = $12, user_display_name = $13, scanned_at = $14, ended_at = $15
-		WHERE id = $1 AND status = $16`
+		created_at = $10, expires_at = $11, user_id = $12, user_display_name = $13, scanned_at = $14, ended_at = $15,
+		client_id = $16, scope = $17, poll_interval = $18, last_poll_at = $19
+		WHERE id = $1 AND status = $20`
 
 	// notifySession announces a change to Listen, in a transaction of its
 	// own that follows the change's COMMIT in the same pipeline. Not inside
@@ -52,7 +55,8 @@ func sessionArgs(s *login.Session) []any {
 	return []any{s.ID, s.PollTokenHash, s.UserCode, string(s.Status),
 		s.Device.Name, s.Device.Platform, s.Device.AppName, s.Device.IP, s.Device.UserAgent,
 		ts(s.CreatedAt), ts(s.ExpiresAt), s.UserID, s.UserDisplayName,
-		ts(s.ScannedAt), ts(s.EndedAt)}
+		ts(s.ScannedAt), ts(s.EndedAt),
+		s.ClientID, s.Scope, int64(s.PollInterval), ts(s.LastPollAt)}
 }
 
 func scanSession(row pgx.Row) (login.Session, error) {
@@ -61,7 +65,8 @@ func scanSession(row pgx.Row) (login.Session, error) {
 	err := row.Scan(&s.ID, &s.PollTokenHash, &s.UserCode, &status,
 		&s.Device.Name, &s.Device.Platform, &s.Device.AppName, &s.Device.IP, &s.Device.UserAgent,
 		timeDest{&s.CreatedAt}, timeDest{&s.ExpiresAt}, &s.UserID, &s.UserDisplayName,
-		timeDest{&s.ScannedAt}, timeDest{&s.EndedAt})
+		timeDest{&s.ScannedAt}, timeDest{&s.EndedAt},
+		&s.ClientID, &s.Scope, (*int64)(&s.PollInterval), timeDest{&s.LastPollAt})
 	s.Status = login.Status(status)
 	return s, notFound(err)
 }
@@ -95,6 +100,16 @@ func (db *DB) SessionByUserCode(ctx context.Context, code string) (login.Session
 	if err != nil {
 		// The code is a short-lived secret; keep it out of error text.
 		return login.Session{}, fmt.Errorf("session by user code: %w", err)
+	}
+	return s, nil
+}
+
+// SessionByPollToken returns the session whose poll token (an OAuth
+// client's device code) has that hash, or store.ErrNotFound.
+func (db *DB) SessionByPollToken(ctx context.Context, hash []byte) (login.Session, error) {
+	s, err := scanSession(db.pool.QueryRow(ctx, selectSession+` WHERE poll_token_hash = $1`, hash))
+	if err != nil {
+		return login.Session{}, fmt.Errorf("session by poll token: %w", err)
 	}
 	return s, nil
 }
@@ -137,6 +152,9 @@ func (db *DB) DeliverSession(ctx context.Context, id string, rt store.RefreshTok
 			return err
 		}
 		queueSave(w, loaded.Status, &s)
+		if len(rt.Hash) == 0 {
+			return nil // an OAuth client without offline_access
+		}
 		rt.UserID = s.UserID
 		queueInsertRefreshToken(w, &rt)
 		return nil

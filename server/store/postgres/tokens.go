@@ -12,7 +12,7 @@ import (
 )
 
 const selectRefreshToken = `SELECT id, hash, user_id, family_id, kind, amr, auth_time,
-	created_at, expires_at, used_at, revoked_at
+	created_at, expires_at, used_at, revoked_at, client_id, scope
 	FROM refresh_tokens`
 
 // Statements that change several tokens lock them in id order first, so
@@ -29,17 +29,17 @@ const (
 func scanRefreshToken(row pgx.Row) (store.RefreshToken, error) {
 	var rt store.RefreshToken
 	err := row.Scan(&rt.ID, &rt.Hash, &rt.UserID, &rt.FamilyID, (*string)(&rt.Kind), &rt.AMR, timeDest{&rt.AuthTime},
-		timeDest{&rt.CreatedAt}, timeDest{&rt.ExpiresAt}, timeDest{&rt.UsedAt}, timeDest{&rt.RevokedAt})
+		timeDest{&rt.CreatedAt}, timeDest{&rt.ExpiresAt}, timeDest{&rt.UsedAt}, timeDest{&rt.RevokedAt}, &rt.ClientID, &rt.Scope)
 	return rt, notFound(err)
 }
 
 const insertRefreshTokenSQL = `INSERT INTO refresh_tokens
-	(id, hash, user_id, family_id, kind, amr, auth_time, created_at, expires_at, used_at, revoked_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	(id, hash, user_id, family_id, kind, amr, auth_time, created_at, expires_at, used_at, revoked_at, client_id, scope)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 
 func refreshTokenArgs(rt *store.RefreshToken) []any {
 	return []any{rt.ID, rt.Hash, rt.UserID, rt.FamilyID, string(rt.Kind), rt.AMR, ts(rt.AuthTime),
-		ts(rt.CreatedAt), ts(rt.ExpiresAt), ts(rt.UsedAt), ts(rt.RevokedAt)}
+		ts(rt.CreatedAt), ts(rt.ExpiresAt), ts(rt.UsedAt), ts(rt.RevokedAt), rt.ClientID, rt.Scope}
 }
 
 // refreshTokenError maps the failure to store rt: a taken id or hash is

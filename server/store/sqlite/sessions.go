@@ -15,20 +15,23 @@ import (
 const (
 	selectSession = `SELECT id, poll_token_hash, user_code, status,
 		device_name, device_platform, device_app_name, device_ip, device_user_agent,
-		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at
+		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at,
+		client_id, scope, poll_interval, last_poll_at
 		FROM login_sessions`
 
 	insertSession = `INSERT INTO login_sessions (id, poll_token_hash, user_code, status,
 		device_name, device_platform, device_app_name, device_ip, device_user_agent,
-		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at,
+		client_id, scope, poll_interval, last_poll_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	// updateSession writes every column but id, and only if the status is
 	// still the one read (compare-and-set; the IMMEDIATE transaction already
 	// rules out a concurrent writer, this makes the rule visible).
 	updateSession = `UPDATE login_sessions SET poll_token_hash = ?, user_code = ?, status = ?,
 		device_name = ?, device_platform = ?, device_app_name = ?, device_ip = ?, device_user_agent = ?,
-		created_at = ?, expires_at = ?, user_id = ?, user_display_name = ?, scanned_at = ?, ended_at = ?
+		created_at = ?, expires_at = ?, user_id = ?, user_display_name = ?, scanned_at = ?, ended_at = ?,
+		client_id = ?, scope = ?, poll_interval = ?, last_poll_at = ?
 		WHERE id = ? AND status = ?`
 )
 
@@ -38,7 +41,8 @@ func sessionArgs(s *login.Session) []any {
 	return []any{s.PollTokenHash, s.UserCode, string(s.Status),
 		s.Device.Name, s.Device.Platform, s.Device.AppName, s.Device.IP, s.Device.UserAgent,
 		nanos(s.CreatedAt), nanos(s.ExpiresAt), s.UserID, s.UserDisplayName,
-		nanos(s.ScannedAt), nanos(s.EndedAt)}
+		nanos(s.ScannedAt), nanos(s.EndedAt),
+		s.ClientID, s.Scope, int64(s.PollInterval), nanos(s.LastPollAt)}
 }
 
 func scanSession(row *sql.Row) (login.Session, error) {
@@ -46,7 +50,8 @@ func scanSession(row *sql.Row) (login.Session, error) {
 	err := row.Scan(&s.ID, &s.PollTokenHash, &s.UserCode, &s.Status,
 		&s.Device.Name, &s.Device.Platform, &s.Device.AppName, &s.Device.IP, &s.Device.UserAgent,
 		timeDest{&s.CreatedAt}, timeDest{&s.ExpiresAt}, &s.UserID, &s.UserDisplayName,
-		timeDest{&s.ScannedAt}, timeDest{&s.EndedAt})
+		timeDest{&s.ScannedAt}, timeDest{&s.EndedAt},
+		&s.ClientID, &s.Scope, (*int64)(&s.PollInterval), timeDest{&s.LastPollAt})
 	return s, notFound(err)
 }
 
@@ -82,6 +87,16 @@ func (db *DB) SessionByUserCode(ctx context.Context, code string) (login.Session
 	if err != nil {
 		// The code is a short-lived secret; keep it out of error text.
 		return login.Session{}, fmt.Errorf("session by user code: %w", err)
+	}
+	return s, nil
+}
+
+// SessionByPollToken returns the session whose poll token (an OAuth
+// client's device code) has that hash, or store.ErrNotFound.
+func (db *DB) SessionByPollToken(ctx context.Context, hash []byte) (login.Session, error) {
+	s, err := scanSession(db.read.QueryRowContext(ctx, selectSession+` WHERE poll_token_hash = ?`, hash))
+	if err != nil {
+		return login.Session{}, fmt.Errorf("session by poll token: %w", err)
 	}
 	return s, nil
 }
@@ -131,6 +146,9 @@ func (db *DB) DeliverSession(ctx context.Context, id string, rt store.RefreshTok
 		}
 		if err := saveSession(ctx, tx, db.txSaveSession, loaded.Status, &s); err != nil {
 			return err
+		}
+		if len(rt.Hash) == 0 {
+			return nil // an OAuth client without offline_access
 		}
 		rt.UserID = s.UserID
 		return db.insertRefreshToken(ctx, tx, &rt)

@@ -11,26 +11,26 @@ import (
 )
 
 const selectRefreshToken = `SELECT id, hash, user_id, family_id, kind, amr, auth_time,
-	created_at, expires_at, used_at, revoked_at
+	created_at, expires_at, used_at, revoked_at, client_id, scope
 	FROM refresh_tokens`
 
 func scanRefreshToken(row *sql.Row) (store.RefreshToken, error) {
 	var rt store.RefreshToken
 	err := row.Scan(&rt.ID, &rt.Hash, &rt.UserID, &rt.FamilyID, &rt.Kind, &rt.AMR, timeDest{&rt.AuthTime},
-		timeDest{&rt.CreatedAt}, timeDest{&rt.ExpiresAt}, timeDest{&rt.UsedAt}, timeDest{&rt.RevokedAt})
+		timeDest{&rt.CreatedAt}, timeDest{&rt.ExpiresAt}, timeDest{&rt.UsedAt}, timeDest{&rt.RevokedAt}, &rt.ClientID, &rt.Scope)
 	return rt, notFound(err)
 }
 
 const insertToken = `INSERT INTO refresh_tokens
-		(id, hash, user_id, family_id, kind, amr, auth_time, created_at, expires_at, used_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		(id, hash, user_id, family_id, kind, amr, auth_time, created_at, expires_at, used_at, revoked_at, client_id, scope)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertRefreshToken stores rt in tx. A taken id or hash is
 // store.ErrConflict; an unknown user is store.ErrNotFound.
 func (db *DB) insertRefreshToken(ctx context.Context, tx *sql.Tx, rt *store.RefreshToken) error {
 	_, err := tx.StmtContext(ctx, db.txInsertToken).ExecContext(ctx,
 		rt.ID, rt.Hash, rt.UserID, rt.FamilyID, string(rt.Kind), rt.AMR, nanos(rt.AuthTime),
-		nanos(rt.CreatedAt), nanos(rt.ExpiresAt), nanos(rt.UsedAt), nanos(rt.RevokedAt))
+		nanos(rt.CreatedAt), nanos(rt.ExpiresAt), nanos(rt.UsedAt), nanos(rt.RevokedAt), rt.ClientID, rt.Scope)
 	switch {
 	case isConflict(err):
 		return fmt.Errorf("store refresh token: %w", store.ErrConflict)

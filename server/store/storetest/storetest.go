@@ -29,6 +29,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("DeleteEndedSessions", func(t *testing.T) { testDeleteEndedSessions(t, newStore) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore) })
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, newStore) })
+	t.Run("Clients", func(t *testing.T) { testClients(t, newStore) })
+	t.Run("DeviceGrant", func(t *testing.T) { testDeviceGrant(t, newStore) })
 	t.Run("Ping", func(t *testing.T) {
 		if err := newStore(t).Ping(t.Context()); err != nil {
 			t.Fatalf("Ping: %v", err)
@@ -77,6 +79,7 @@ func utc(tm time.Time) time.Time {
 
 func normSession(s login.Session) login.Session {
 	s.CreatedAt, s.ExpiresAt, s.ScannedAt, s.EndedAt = utc(s.CreatedAt), utc(s.ExpiresAt), utc(s.ScannedAt), utc(s.EndedAt)
+	s.LastPollAt = utc(s.LastPollAt)
 	return s
 }
 
@@ -98,7 +101,7 @@ func normKey(k store.SigningKey) store.SigningKey {
 
 func checkSession(t *testing.T, what string, got, want login.Session) {
 	t.Helper()
-	checkUTC(t, what, got.CreatedAt, got.ExpiresAt, got.ScannedAt, got.EndedAt)
+	checkUTC(t, what, got.CreatedAt, got.ExpiresAt, got.ScannedAt, got.EndedAt, got.LastPollAt)
 	if g, w := normSession(got), normSession(want); !reflect.DeepEqual(g, w) {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
 	}

@@ -61,7 +61,7 @@ func testRefreshTokens(t *testing.T, newStore func(t *testing.T) store.Store) {
 	// successor with id.
 	rotate := func(s store.Store, h []byte, id string, now time.Time) (store.RefreshToken, error) {
 		return s.UpdateRefreshToken(t.Context(), h, func(rt *store.RefreshToken) (*store.RefreshToken, error) {
-			next, err := policy.Rotate(rt, id, hash("refresh-"+id), now)
+			next, err := policy.Rotate(rt, "", id, hash("refresh-"+id), now)
 			return &next, err
 		})
 	}
