@@ -116,7 +116,8 @@ FUZZ_TARGETS := \
 	./server/auth:FuzzVerifyMutated \
 	./server/auth:FuzzNormalizeUserCode \
 	./server/lanaddr:FuzzSameNetwork \
-	./mobile-web:FuzzLanguage
+	./mobile-web:FuzzLanguage \
+	./server/oauth:FuzzEndpoints
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
