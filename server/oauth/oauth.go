@@ -220,14 +220,8 @@ func (h *Handler) deviceAuthorization(c *gin.Context) {
 		}
 	}
 	ctx := c.Request.Context()
-	form, err := readForm(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	cl, err := h.authenticateClient(ctx, c, form)
-	if err != nil {
-		h.fail(c, err)
+	form, cl, ok := h.clientRequest(ctx, c)
+	if !ok {
 		return
 	}
 	scope, err := parseScope(form.Get("scope"))
@@ -292,17 +286,14 @@ type TokenResponse struct {
 
 func (h *Handler) token(c *gin.Context) {
 	ctx := c.Request.Context()
-	form, err := readForm(c)
-	if err != nil {
-		h.fail(c, err)
+	form, cl, ok := h.clientRequest(ctx, c)
+	if !ok {
 		return
 	}
-	cl, err := h.authenticateClient(ctx, c, form)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	var resp TokenResponse
+	var (
+		resp TokenResponse
+		err  error
+	)
 	switch gt := form.Get("grant_type"); gt {
 	case DeviceGrantType:
 		resp, err = h.deviceToken(ctx, cl, form)
@@ -520,14 +511,8 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 // false.
 func (h *Handler) revoke(c *gin.Context) {
 	ctx := c.Request.Context()
-	form, err := readForm(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	cl, err := h.authenticateClient(ctx, c, form)
-	if err != nil {
-		h.fail(c, err)
+	form, cl, ok := h.clientRequest(ctx, c)
+	if !ok {
 		return
 	}
 	tok := form.Get("token")
@@ -540,7 +525,7 @@ func (h *Handler) revoke(c *gin.Context) {
 		return
 	}
 	now := h.now()
-	_, err = h.store.UpdateRefreshToken(ctx, auth.HashToken(tok), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
+	_, err := h.store.UpdateRefreshToken(ctx, auth.HashToken(tok), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
 		if rt.ClientID != cl.ID || rt.Kind != refresh.KindRefresh {
 			return nil, store.ErrNotFound
 		}
@@ -632,4 +617,20 @@ func bearerToken(h string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// clientRequest reads the request's form and authenticates the client it
+// names, answering the error itself when either fails.
+func (h *Handler) clientRequest(ctx context.Context, c *gin.Context) (url.Values, store.Client, bool) {
+	form, err := readForm(c)
+	if err != nil {
+		h.fail(c, err)
+		return nil, store.Client{}, false
+	}
+	cl, err := h.authenticateClient(ctx, c, form)
+	if err != nil {
+		h.fail(c, err)
+		return nil, store.Client{}, false
+	}
+	return form, cl, true
 }
