@@ -228,3 +228,61 @@ const (
 	// line on an idle stream, so proxies keep it open.
 	PingInterval = 15
 )
+
+// The kinds of SignedInDevice.
+const (
+	DeviceDesktop = "desktop" // signed in through a login session (the QR)
+	DevicePhone   = "phone"   // a password sign-in: the phone page, or POST /api/v1/auth/login
+	DeviceApp     = "app"     // an OAuth client, through the device authorization grant
+)
+
+// SignedInDevice is one live sign-in of the account, in
+// GET /api/v1/devices. Name, Platform and AppName are what the device
+// reported of itself (for an app, AppName is its registered name); IP and
+// CreatedAt are as seen at sign-in, LastIP and LastUsedAt at its latest
+// use.
+type SignedInDevice struct {
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	Name       string    `json:"name"`
+	Platform   string    `json:"platform"`
+	AppName    string    `json:"app_name"`
+	IP         string    `json:"ip"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	LastIP     string    `json:"last_ip"`
+	// Current marks the sign-in making the request.
+	Current bool `json:"current"`
+	// New marks a sign-in made within the last NewDeviceHours.
+	New bool `json:"new"`
+}
+
+// NewDeviceHours is how long a sign-in counts as new.
+const NewDeviceHours = 24
+
+// DevicesResponse is the 200 body of GET /api/v1/devices: newest first.
+type DevicesResponse struct {
+	Devices []SignedInDevice `json:"devices"`
+}
+
+// The event stream of GET /api/v1/me/events.
+const (
+	// EventRevoked is the type of the event whose data is a Revoked: the
+	// sign-in of the stream's access token has ended. The stream ends
+	// after it.
+	EventRevoked = "revoked"
+)
+
+// Revoked is the data of an EventRevoked event.
+type Revoked struct {
+	Reason string `json:"reason"`
+}
+
+// The values of Revoked.Reason.
+const (
+	ReasonSignedOut       = "signed_out"       // this sign-in was signed out (from the phone's device list, or by itself)
+	ReasonLogoutAll       = "logout_all"       // the user signed out everywhere
+	ReasonPasswordChanged = "password_changed" // the user's password was changed
+	ReasonUserDeleted     = "user_deleted"     // the account was deleted
+	ReasonReuseDetected   = "reuse_detected"   // a rotated refresh token of this sign-in came back: it was copied, so it was ended
+)
