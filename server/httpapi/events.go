@@ -65,7 +65,9 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 	// Subscribe before the first read, as the long-poll does.
 	changed, unsubscribe := s.hub.Subscribe(id)
 	defer func() { unsubscribe() }()
-	sess, ok := s.desktopSession(c)
+	var sess login.Session
+	var ok bool
+	offStack(func() { sess, ok = s.desktopSession(c) })
 	if !ok {
 		return
 	}
@@ -94,7 +96,10 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 	c.Header("Content-Type", api.EventStreamType)
 	c.Header("X-Accel-Buffering", "no") // nginx: pass each event on at once
 	c.Status(http.StatusOK)
-	ev := &eventStream{w: c.Writer, rc: rc}
+	// The wheel writes pings from its own goroutine from the start, so
+	// every write of the handler's goes through pd.
+	pd := s.pings.start(&eventStream{w: c.Writer, rc: rc}, s.ping)
+	defer pd.stop()
 	ctx := c.Request.Context()
 
 	var last api.Status
@@ -103,29 +108,30 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 	report := func(sess login.Session, always bool) bool {
 		_, body, err := s.pollAnswer(ctx, sess)
 		if err != nil {
-			s.streamError(c, ev, err)
+			s.streamError(c, pd, err)
 			return false
 		}
 		resp, ok := body.(api.SessionStatusResponse)
 		if !ok {
-			s.streamError(c, ev, fmt.Errorf("status answer of type %T", body))
+			s.streamError(c, pd, fmt.Errorf("status answer of type %T", body))
 			return false
 		}
 		if !always && resp.Status == last && resp.Tokens == nil {
 			return true
 		}
 		last = resp.Status
-		if err := ev.send(api.EventStatus, resp); err != nil {
+		if err := pd.send(api.EventStatus, resp); err != nil {
 			s.streamGone(c, err)
 			return false
 		}
 		return resp.Status == api.StatusPending || resp.Status == api.StatusScanned
 	}
-	if !report(sess, true) || w == nil || isClosed(s.closing) {
+	var more bool
+	offStack(func() { more = report(sess, true) })
+	if !more || w == nil || isClosed(s.closing) {
 		return
 	}
 
-	ping := s.pings.after(s.ping)
 	expiry := time.NewTimer(max(sess.ExpiresAt.Sub(s.now())+time.Millisecond, 0))
 	defer expiry.Stop()
 	for {
@@ -141,20 +147,16 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 		case <-ctx.Done():
 			lineOf(c).status = 499
 			return
-		case <-ping:
-			if err := ev.ping(); err != nil {
-				s.streamGone(c, err)
-				return
-			}
-			ping = s.pings.after(s.ping)
-			continue
+		case <-pd.failed:
+			s.streamGone(c, pd.err)
+			return
 		}
 		if woken || closing {
 			unsubscribe()
 			changed, unsubscribe = s.hub.Subscribe(id)
 			var err error
 			if sess, err = s.store.Session(ctx, id); err != nil {
-				s.streamError(c, ev, fmt.Errorf("reload login session: %w", err))
+				s.streamError(c, pd, fmt.Errorf("reload login session: %w", err))
 				return
 			}
 		}
@@ -167,44 +169,123 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 	}
 }
 
+// offStack runs f on a goroutine of its own and waits for it, passing a
+// panic on. A held stream's goroutine then parks, for minutes, with the
+// stack its deepest call grew it to: the store's driver and the JSON of
+// the first event, run here instead, would leave each of 10,000 waiting
+// streams holding about 8 KB more.
+func offStack(f func()) {
+	var p any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { p = recover() }()
+		f()
+	}()
+	<-done
+	if p != nil {
+		panic(p)
+	}
+}
+
 // pingSlots is how many slots one ping interval is divided into: a ping
 // is sent up to a slot (250 ms of 15 s) late.
 const pingSlots = 60
 
-// pingWheel wakes held event streams for their pings. The streams whose
-// pings fall due in the same slot wait on one channel, closed by one
-// timer: 10,000 streams cost one timer and one wake-up per slot instead
-// of a ticker each and a wake-up per ping, which the scheduler and epoll
-// otherwise spend a third of the idle server's CPU on. Slots are short
-// enough that each wake-up writes only a few hundred pings.
+// pingWheel writes the pings of held event streams. The streams whose
+// pings fall due in the same slot are pinged one after another by one
+// timer's goroutine: 10,000 idle streams cost one timer and one wake-up
+// per slot, and a write each, instead of a wake-up of every stream's own
+// goroutine per ping, which the scheduler and epoll otherwise spend most
+// of the idle server's CPU on. Slots are short enough that each holds only
+// a few hundred streams.
 type pingWheel struct {
 	mu    sync.Mutex
-	slots map[int64]chan struct{} // by the slot's end, Unix nanoseconds
+	slots map[int64][]*pinged // by the slot's end, Unix nanoseconds
 }
 
-// after returns a channel closed at the end of the slot that d from now
-// falls in: at least d and at most d plus a slot from now.
-func (p *pingWheel) after(d time.Duration) <-chan struct{} {
-	grain := int64(max(d/pingSlots, time.Millisecond))
+// pinged is one stream on the wheel. Its mutex orders the wheel's pings
+// with the stream's own events, so the two never write at once.
+type pinged struct {
+	ev    *eventStream
+	every time.Duration
+
+	mu      sync.Mutex
+	stopped bool
+	// failed is closed when a ping could not be written: the client is
+	// gone, and the stream's handler ends.
+	failed chan struct{}
+	err    error
+}
+
+// start puts ev on the wheel, to be pinged every interval until stop.
+func (p *pingWheel) start(ev *eventStream, every time.Duration) *pinged {
+	pd := &pinged{ev: ev, every: every, failed: make(chan struct{})}
+	p.schedule(pd)
+	return pd
+}
+
+// schedule puts pd in the slot that pd.every from now falls in: pinged at
+// least pd.every and at most pd.every plus a slot from now.
+func (p *pingWheel) schedule(pd *pinged) {
+	grain := int64(max(pd.every/pingSlots, time.Millisecond))
 	now := time.Now().UnixNano()
-	end := (now+int64(d))/grain*grain + grain
+	end := (now+int64(pd.every))/grain*grain + grain
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ch, ok := p.slots[end]; ok {
-		return ch
-	}
 	if p.slots == nil {
-		p.slots = make(map[int64]chan struct{})
+		p.slots = make(map[int64][]*pinged)
 	}
-	ch := make(chan struct{})
-	p.slots[end] = ch
-	time.AfterFunc(time.Duration(end-now), func() {
-		p.mu.Lock()
-		delete(p.slots, end)
-		p.mu.Unlock()
-		close(ch)
-	})
-	return ch
+	list, ok := p.slots[end]
+	if !ok {
+		time.AfterFunc(time.Duration(end-now), func() { p.fire(end) })
+	}
+	p.slots[end] = append(list, pd)
+}
+
+// fire pings the streams of the slot ending at end and schedules their
+// next pings.
+func (p *pingWheel) fire(end int64) {
+	p.mu.Lock()
+	list := p.slots[end]
+	delete(p.slots, end)
+	p.mu.Unlock()
+	for _, pd := range list {
+		if pd.ping() {
+			p.schedule(pd)
+		}
+	}
+}
+
+// ping writes one ping unless the stream has stopped; it reports whether
+// the stream goes on.
+func (pd *pinged) ping() bool {
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	if pd.stopped {
+		return false
+	}
+	if err := pd.ev.ping(); err != nil {
+		pd.stopped, pd.err = true, err
+		close(pd.failed)
+		return false
+	}
+	return true
+}
+
+// send writes an event of the stream's own, never during a ping.
+func (pd *pinged) send(event string, data any) error {
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	return pd.ev.send(event, data)
+}
+
+// stop takes the stream off the wheel; no ping is written once it
+// returns, so its handler may return.
+func (pd *pinged) stop() {
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	pd.stopped = true
 }
 
 // abortOnPanic turns a panic after the stream started into a logged,
@@ -225,7 +306,7 @@ func (s *desktopSessions) abortOnPanic(c *gin.Context) {
 // streamError ends a stream with an error event: the error the status
 // endpoint would have answered, as JSON. "consumed" means another request
 // took the session's tokens.
-func (s *desktopSessions) streamError(c *gin.Context, ev *eventStream, err error) {
+func (s *desktopSessions) streamError(c *gin.Context, pd *pinged, err error) {
 	ctx := c.Request.Context()
 	if asError(err) == nil && ctx.Err() != nil {
 		s.streamGone(c, err)
@@ -235,7 +316,7 @@ func (s *desktopSessions) streamError(c *gin.Context, ev *eventStream, err error
 	if status >= 500 {
 		lineOf(c).status = status
 	}
-	if err := ev.send(api.EventError, body); err != nil {
+	if err := pd.send(api.EventError, body); err != nil {
 		s.streamGone(c, err)
 	}
 }
