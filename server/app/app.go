@@ -24,6 +24,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/httpapi"
 	"github.com/qrlogin/qrlogin/server/lanaddr"
 	"github.com/qrlogin/qrlogin/server/login"
+	"github.com/qrlogin/qrlogin/server/metrics"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/oauth"
 	"github.com/qrlogin/qrlogin/server/ratelimit"
@@ -72,6 +73,10 @@ type Config struct {
 	// DeviceInterval is the OAuth device grant's polling interval
 	// (RFC 8628 says 5 seconds).
 	DeviceInterval time.Duration
+	// MetricsAddr is where Prometheus metrics are served (/metrics), on a
+	// listener of their own; empty (the default) serves none, so metrics
+	// are never public by accident.
+	MetricsAddr string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -156,6 +161,9 @@ func (c Config) Validate() error {
 	if c.KeyReload < 0 {
 		errs = append(errs, fmt.Errorf("key-reload: %v must not be negative", c.KeyReload))
 	}
+	if err := validateMetricsAddr(c.MetricsAddr, c.Addr); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -172,6 +180,8 @@ type App struct {
 	served   net.Listener // what srv serves: ln, behind TLS when on
 	srv      *http.Server
 	url      string
+	metrics  *metrics.Metrics // nil without MetricsAddr
+	mserver  *metricsServer   // nil without MetricsAddr
 }
 
 // New opens the store and starts listening on cfg.Addr; Serve then
@@ -195,6 +205,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		db.Close()
 		if a.ln != nil {
 			a.ln.Close()
+		}
+		if a.mserver != nil {
+			a.mserver.ln.Close()
 		}
 		return nil, err
 	}
@@ -228,6 +241,12 @@ func (a *App) init(ctx context.Context) error {
 	}
 	a.hub = &notify.Hub{}
 	a.accounts = NewAccounts(a.store, cfg)
+	if cfg.MetricsAddr != "" {
+		a.metrics = metrics.New()
+		if a.mserver, err = newMetricsServer(cfg.MetricsAddr, a.metrics, a.log); err != nil {
+			return err
+		}
+	}
 
 	a.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -263,14 +282,25 @@ func (a *App) init(ctx context.Context) error {
 		// A small burst lets a person retry a typo at once.
 		return ratelimit.New(n, max(3, n/5), cfg.Now)
 	}
-	createLimit := minute(cfg.LimitCreate)
+	limits := countLimits(httpapi.Limits{
+		Login:     minute(cfg.LimitLogin),
+		LoginUser: ratelimit.New(cfg.LimitLogin, max(3, cfg.LimitLogin/5), cfg.Now), // failures only; 0: off
+		Create:    minute(cfg.LimitCreate),
+		Lookup:    minute(cfg.LimitLookup),
+	}, a.metrics)
+	// Interfaces holding a nil *metrics.Metrics would not be nil.
+	var apiMetrics httpapi.Metrics
+	var oauthMetrics oauth.Metrics
+	if a.metrics != nil {
+		apiMetrics, oauthMetrics = a.metrics, a.metrics
+	}
 	oauthHandler := oauth.New(oauth.Config{
 		PublicURL:  a.url,
 		SessionTTL: cfg.SessionTTL,
 		Interval:   cfg.DeviceInterval,
 		Refresh:    refresh.Policy{TTL: cfg.RefreshTTL, MaxAge: cfg.RefreshMaxAge},
 		Now:        cfg.Now,
-	}, oauth.Deps{Store: a.store, Tokens: a.keys, Hub: a.hub, Create: createLimit, Log: a.log})
+	}, oauth.Deps{Store: a.store, Tokens: a.keys, Hub: a.hub, Create: limits.Create, Log: a.log, Metrics: oauthMetrics})
 	a.api, err = httpapi.New(httpapi.Config{
 		PublicURL:      a.url,
 		SessionTTL:     cfg.SessionTTL,
@@ -285,14 +315,10 @@ func (a *App) init(ctx context.Context) error {
 		Accounts: a.accounts,
 		Tokens:   a.keys,
 		Hub:      a.hub,
-		Limits: httpapi.Limits{
-			Login:     minute(cfg.LimitLogin),
-			LoginUser: ratelimit.New(cfg.LimitLogin, max(3, cfg.LimitLogin/5), cfg.Now), // failures only; 0: off
-			Create:    createLimit,
-			Lookup:    minute(cfg.LimitLookup),
-		},
-		Log:   a.log,
-		Extra: []httpapi.Mounter{oauthHandler},
+		Limits:   limits,
+		Log:      a.log,
+		Extra:    []httpapi.Mounter{oauthHandler},
+		Metrics:  apiMetrics,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP API: %w", err)
@@ -373,6 +399,15 @@ func (a *App) Store() store.Store { return a.store }
 // holding right now.
 func (a *App) Waiters() int { return a.api.Waiting() }
 
+// MetricsAddr is the address metrics are served on, or nil when they are
+// off.
+func (a *App) MetricsAddr() net.Addr {
+	if a.mserver == nil {
+		return nil
+	}
+	return a.mserver.ln.Addr()
+}
+
 // Accounts is the server's account service.
 func (a *App) Accounts() *account.Service { return a.accounts }
 
@@ -398,15 +433,36 @@ func (a *App) Serve(ctx context.Context) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- a.srv.Serve(a.served) }()
+	merrc := make(chan error, 1)
+	if a.mserver != nil {
+		a.log.Info("serving metrics", "addr", a.mserver.ln.Addr().String(), "path", "/metrics")
+		go a.mserver.serve(merrc)
+	}
+	var failed error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		failed = fmt.Errorf("serve: %w", err)
+	case err := <-merrc:
+		failed = err
 	case <-ctx.Done():
+	}
+	if failed != nil {
+		a.srv.Close()
+		if a.mserver != nil {
+			a.mserver.srv.Close()
+		}
+		return failed
 	}
 	a.log.Info("shutting down")
 	a.api.Shutdown()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if a.mserver != nil {
+		// Scrapes are short: the metrics server stops with the API.
+		if err := a.mserver.srv.Shutdown(shutCtx); err != nil {
+			a.log.Warn("shut down metrics server", "err", err)
+		}
+	}
 	if err := a.srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -429,6 +485,9 @@ type sessionListener interface {
 // Close releases the listener and store of an App that was never served.
 func (a *App) Close() error {
 	a.served.Close() // and the listener under it
+	if a.mserver != nil {
+		a.mserver.ln.Close()
+	}
 	return a.store.Close()
 }
 
@@ -445,6 +504,15 @@ func (a *App) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		now := a.cfg.Now().UTC()
+		// Marked before the delete, so every expired session is counted
+		// (once: the mark is a state change) before it can be deleted.
+		expired, err := a.store.ExpireSessions(ctx, now)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("mark expired login sessions", "err", err)
+		}
+		if a.metrics != nil && expired > 0 {
+			a.metrics.SessionsExpired(expired)
+		}
 		n, err := a.store.DeleteEndedSessions(ctx, now.Add(-login.Retention))
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("sweep login sessions", "err", err)

@@ -139,7 +139,7 @@ func retrieveCode(err error) string {
 }
 
 func TestOAuthDeviceFlowWithStandardClients(t *testing.T) {
-	srv := oauthServer(t)
+	srv := oauthServer(t, func(c *app.Config) { c.MetricsAddr = "127.0.0.1:0" })
 	rec := &recorder{}
 	ctx, provider, cfg := newOIDC(t, srv, "notes-cli", "", rec)
 	if cfg.Endpoint.DeviceAuthURL != srv.URL+"/oauth2/device_authorization" {
@@ -275,6 +275,11 @@ func TestOAuthDeviceFlowWithStandardClients(t *testing.T) {
 	if _, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: fresh.RefreshToken}).Token(); retrieveCode(err) != "invalid_grant" {
 		t.Errorf("the chain after reuse: %v, want invalid_grant", err)
 	}
+	// The device authorization and the reuse are counted as the API's.
+	m := scrapeMetrics(t, srv)
+	m.want(t, 1, "qrlogin_login_sessions_created_total")
+	m.want(t, 1, "qrlogin_login_sessions_confirmed_total")
+	m.want(t, 1, "qrlogin_refresh_reuse_detected_total")
 }
 
 // A client polling faster than told is answered slow_down; x/oauth2 then

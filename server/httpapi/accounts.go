@@ -30,11 +30,12 @@ type accounts struct {
 		UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*store.RefreshToken) (*store.RefreshToken, error)) (store.RefreshToken, error)
 		RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
 	}
-	acct   *account.Service
-	mint   minter
-	auth   *authenticator
-	cookie phoneCookie
-	limits Limits // Login and LoginUser
+	acct    *account.Service
+	mint    minter
+	auth    *authenticator
+	cookie  phoneCookie
+	metrics Metrics
+	limits  Limits // Login and LoginUser
 }
 
 // Mount adds the /auth endpoints and /me.
@@ -74,6 +75,12 @@ func (s *accounts) authenticate(c *gin.Context) (store.User, bool) {
 	}
 	u, err := s.acct.Authenticate(c.Request.Context(), req.Username, req.Password)
 	done(err != nil)
+	switch {
+	case err == nil:
+		s.metrics.SignIn(true)
+	case errors.Is(err, account.ErrInvalidCredentials):
+		s.metrics.SignIn(false)
+	}
 	if err != nil {
 		s.writeError(c, err)
 		return store.User{}, false
@@ -135,6 +142,7 @@ func (s *accounts) refresh(c *gin.Context) {
 	})
 	switch {
 	case errors.Is(err, store.ErrTokenReused):
+		s.metrics.RefreshReused()
 		s.log.WarnContext(ctx, "refresh token reused; its sign-in was revoked",
 			"user_id", old.UserID, "client_ip", c.ClientIP())
 		s.writeError(c, invalid)

@@ -80,7 +80,7 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 	// only report the end never waits.
 	var w *heldWait
 	if st == login.Pending || st == login.Scanned {
-		if w, ok = s.waits.hold(id); !ok {
+		if w, ok = s.waits.hold(id, waitStream); !ok {
 			s.writeError(c, errTooManyWaits)
 			return
 		}

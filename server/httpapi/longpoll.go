@@ -30,24 +30,47 @@ const writeGrace = 10 * time.Second
 // needs only one; more would only let a client holding a poll token tie
 // up the server.
 type heldWaits struct {
-	max int
+	max     int
+	metrics Metrics // the gauges of held waits, by kind
 
 	mu        sync.Mutex
 	n         int
 	bySession map[string]*heldWait
 }
 
+// waitKind is what a held wait is, for the gauges.
+type waitKind uint8
+
+const (
+	waitLongPoll   waitKind = iota // a desktop's long-poll of its session
+	waitStream                     // a desktop's event stream of its session
+	waitUserStream                 // an account's event stream (/me/events)
+)
+
+// count adds delta to the gauge of held waits of kind k.
+func (h *heldWaits) count(k waitKind, delta int) {
+	switch k {
+	case waitLongPoll:
+		h.metrics.DesktopWaiting("longpoll", delta)
+	case waitStream:
+		h.metrics.DesktopWaiting("stream", delta)
+	case waitUserStream:
+		h.metrics.UserStreams(delta)
+	}
+}
+
 // heldWait is one held wait.
 type heldWait struct {
-	id string
+	id   string
+	kind waitKind
 	// displaced is closed when a newer wait of the same session takes
 	// over: the wait answers (a long-poll) or ends (a stream) at once.
 	displaced chan struct{}
 }
 
-// hold registers a wait on session id, displacing the session's older
-// one. It reports false when the server holds its maximum already.
-func (h *heldWaits) hold(id string) (*heldWait, bool) {
+// hold registers a wait of kind on session id, displacing the session's
+// older one. It reports false when the server holds its maximum already.
+func (h *heldWaits) hold(id string, kind waitKind) (*heldWait, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := h.bySession[id]
@@ -61,9 +84,10 @@ func (h *heldWaits) hold(id string) (*heldWait, bool) {
 	if old != nil {
 		close(old.displaced)
 	}
-	w := &heldWait{id: id, displaced: make(chan struct{})}
+	w := &heldWait{id: id, kind: kind, displaced: make(chan struct{})}
 	h.bySession[id] = w
 	h.n++
+	h.count(kind, 1)
 	return w, true
 }
 
@@ -72,6 +96,7 @@ func (h *heldWaits) release(w *heldWait) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.n--
+	h.count(w.kind, -1)
 	if h.bySession[w.id] == w {
 		delete(h.bySession, w.id)
 	}
@@ -127,7 +152,7 @@ func (s *desktopSessions) holdPoll(c *gin.Context, after api.Status, deadline ti
 		s.answerPoll(c, sess)
 		return
 	}
-	w, ok := s.waits.hold(id)
+	w, ok := s.waits.hold(id, waitLongPoll)
 	if !ok {
 		s.writeError(c, errTooManyWaits)
 		return

@@ -77,8 +77,9 @@ func lineOf(c *gin.Context) *requestLine {
 // It logs the route pattern, never the query string, headers or body, so
 // no token or password reaches the log.
 type requestLog struct {
-	log *slog.Logger
-	ids *requestIDs
+	log     *slog.Logger
+	ids     *requestIDs
+	metrics Metrics
 }
 
 func (m requestLog) handle(c *gin.Context) {
@@ -99,6 +100,8 @@ func (m requestLog) handle(c *gin.Context) {
 	if line.status == 0 {
 		line.status = c.Writer.Status()
 	}
+	took := time.Since(line.start)
+	m.metrics.Request(line.method, line.route, line.status, took)
 	level := slog.LevelInfo
 	if line.status >= 500 {
 		level = slog.LevelError
@@ -107,7 +110,7 @@ func (m requestLog) handle(c *gin.Context) {
 		slog.String("method", line.method),
 		slog.String("route", line.route),
 		slog.Int("status", line.status),
-		slog.Duration("duration", time.Since(line.start)),
+		slog.Duration("duration", took),
 		slog.String("client_ip", line.clientIP),
 		slog.Int("bytes", max(c.Writer.Size(), 0)),
 	)

@@ -30,10 +30,11 @@ type phoneSessions struct {
 		UpdateSession(ctx context.Context, id string, fn func(*login.Session) error) (login.Session, error)
 		Client(ctx context.Context, id string) (store.Client, error)
 	}
-	hub    *notify.Hub
-	auth   *authenticator
-	net    proxies // to tell where phone and desktop are
-	lookup Limiter // user-code look-ups per client
+	hub     *notify.Hub
+	auth    *authenticator
+	metrics Metrics
+	net     proxies // to tell where phone and desktop are
+	lookup  Limiter // user-code look-ups per client
 }
 
 // Mount adds the phone's login-session endpoints.
@@ -154,6 +155,13 @@ func (s *phoneSessions) phoneTransition(a phoneAction) gin.HandlerFunc {
 		if err != nil {
 			s.writeError(c, err)
 			return
+		}
+		// Each succeeds once per session: the stored status changes.
+		switch a {
+		case confirm:
+			s.metrics.SessionConfirmed()
+		case cancel:
+			s.metrics.SessionCancelled()
 		}
 		s.hub.Publish(id)
 		if a == scan {

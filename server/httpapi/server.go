@@ -100,6 +100,44 @@ type Config struct {
 	PingInterval time.Duration
 }
 
+// Metrics receives what the HTTP layer measures (metrics.Metrics). Every
+// call is on a hot path and must be cheap: no allocation.
+type Metrics interface {
+	// SessionCreated, SessionConfirmed and SessionCancelled count a login
+	// session's changes, each once per session.
+	SessionCreated()
+	SessionConfirmed()
+	SessionCancelled()
+	// SignIn counts a password sign-in: ok, or failed for a wrong
+	// username or password.
+	SignIn(ok bool)
+	// RefreshReused counts a refresh token presented again after rotation.
+	RefreshReused()
+	// DesktopWaiting adds delta to the desktops waiting by kind
+	// ("longpoll" or "stream").
+	DesktopWaiting(kind string, delta int)
+	// UserStreams adds delta to the account event streams held.
+	UserStreams(delta int)
+	// NoticeLatency records the time from a session's confirm to its
+	// tokens handed to the desktop.
+	NoticeLatency(d time.Duration)
+	// Request records a request's duration by its route template.
+	Request(method, route string, status int, d time.Duration)
+}
+
+// noMetrics measures nothing: the server without --metrics-addr.
+type noMetrics struct{}
+
+func (noMetrics) SessionCreated()                            {}
+func (noMetrics) SessionConfirmed()                          {}
+func (noMetrics) SessionCancelled()                          {}
+func (noMetrics) SignIn(bool)                                {}
+func (noMetrics) RefreshReused()                             {}
+func (noMetrics) DesktopWaiting(string, int)                 {}
+func (noMetrics) UserStreams(int)                            {}
+func (noMetrics) NoticeLatency(time.Duration)                {}
+func (noMetrics) Request(string, string, int, time.Duration) {}
+
 // Mounter is a feature that mounts its routes on a router.
 type Mounter interface {
 	Mount(r gin.IRouter)
@@ -119,6 +157,8 @@ type Deps struct {
 	// Extra are more features mounted on the root router, behind the
 	// same middleware as the API (see the package comment).
 	Extra []Mounter
+	// Metrics receives what the server measures; nil measures nothing.
+	Metrics Metrics
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -151,6 +191,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Hub == nil {
 		d.Hub = &notify.Hub{}
 	}
+	if d.Metrics == nil {
+		d.Metrics = noMetrics{}
+	}
 	clockNow := cfg.Now
 	now := func() time.Time { return clockNow().UTC() }
 	https := cfg.SecureCookies || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")
@@ -160,7 +203,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		hub:     d.Hub,
-		waits:   &heldWaits{max: cfg.MaxWaiters},
+		waits:   &heldWaits{max: cfg.MaxWaiters, metrics: d.Metrics},
 		cookie:  newPhoneCookie(https),
 		closing: make(chan struct{}),
 	}
@@ -180,7 +223,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
-	r.Use(requestLog{log: log, ids: newRequestIDs()}.handle, recoverJSON{log: log}.handle, limitBody)
+	r.Use(requestLog{log: log, ids: newRequestIDs(), metrics: d.Metrics}.handle, recoverJSON{log: log}.handle, limitBody)
 	r.NoRoute(func(c *gin.Context) {
 		errs.writeError(c, errorf(api.ErrNotFound, "No such endpoint."))
 	})
@@ -200,6 +243,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		waits:       s.waits,
 		closing:     s.closing,
 		mint:        mint,
+		metrics:     d.Metrics,
 		create:      d.Limits.Create,
 		qr:          qrpng.NewEncoder(),
 		publicURL:   cfg.PublicURL,
@@ -213,6 +257,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		store:       d.Store,
 		hub:         d.Hub,
 		auth:        authn,
+		metrics:     d.Metrics,
 		net:         proxies,
 		lookup:      d.Limits.Lookup,
 	}).Mount(v1)
@@ -225,6 +270,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		mint:        mint,
 		auth:        authn,
 		cookie:      s.cookie,
+		metrics:     d.Metrics,
 		limits:      d.Limits,
 	}).Mount(v1)
 	pages{errorWriter: errs}.Mount(r)

@@ -53,6 +53,7 @@ type desktopSessions struct {
 	waits   *heldWaits
 	closing <-chan struct{} // closed on shutdown: held waits answer now
 	mint    minter
+	metrics Metrics
 	create  Limiter // new sessions per client
 	qr      *qrpng.Encoder
 	pings   *pingWheel // shared by every stream's pings
@@ -137,6 +138,7 @@ func (s *desktopSessions) createSession(c *gin.Context) {
 			return
 		}
 	}
+	s.metrics.SessionCreated()
 	c.JSON(http.StatusCreated, api.CreateSessionResponse{
 		ID:        sess.ID,
 		PollToken: pollToken,
@@ -246,6 +248,9 @@ func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, now t
 		return 0, nil, err
 	}
 	s.hub.Publish(sess.ID)
+	if !saved.ConfirmedAt.IsZero() { // zero for sessions confirmed before it was recorded
+		s.metrics.NoticeLatency(now.Sub(saved.ConfirmedAt))
+	}
 	resp := statusResponse(saved, login.Confirmed)
 	tokens := s.mint.pair(access, refresh)
 	user := apiUser(u)
@@ -258,11 +263,17 @@ func (s *desktopSessions) withdrawSession(c *gin.Context) {
 	if !ok {
 		return
 	}
+	// Withdrawing twice succeeds; only the first cancels.
+	var cancelled bool
 	if _, err := s.store.UpdateSession(c.Request.Context(), sess.ID, func(ls *login.Session) error {
+		cancelled = ls.Status != login.Cancelled
 		return login.Withdraw(ls, s.now())
 	}); err != nil {
 		s.writeError(c, err)
 		return
+	}
+	if cancelled {
+		s.metrics.SessionCancelled()
 	}
 	s.hub.Publish(sess.ID)
 	c.JSON(http.StatusOK, api.StatusResponse{Status: api.StatusCancelled})

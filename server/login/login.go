@@ -15,8 +15,10 @@ import (
 	"time"
 )
 
-// Status is the stored state of a session. Expiry is not stored: a live
-// session whose ExpiresAt has passed is expired (see Session.StatusAt).
+// Status is the stored state of a session. Expiry need not be stored: a
+// live session whose ExpiresAt has passed is expired (see
+// Session.StatusAt), whether or not the sweeper has marked it Expired
+// yet.
 type Status string
 
 // The stored states.
@@ -77,6 +79,9 @@ type Session struct {
 	UserID          string
 	UserDisplayName string
 	ScannedAt       time.Time
+	// ConfirmedAt is when the phone confirmed; zero before. The time from
+	// it to delivery is how long the desktop took to notice.
+	ConfirmedAt time.Time
 
 	// EndedAt is when the session was confirmed-and-delivered or cancelled;
 	// zero while live or when it ended by expiry.
@@ -150,6 +155,7 @@ func Confirm(s *Session, userID string, now time.Time) error {
 			return ErrForbidden
 		}
 		s.Status = Confirmed
+		s.ConfirmedAt = now
 		return nil
 	default:
 		return ErrInvalidState

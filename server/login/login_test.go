@@ -83,6 +83,13 @@ func TestTransitions(t *testing.T) {
 		{"deliver pending", login.Pending, deliver, before, login.ErrInvalidState, login.Pending},
 		{"deliver cancelled", login.Cancelled, deliver, before, login.ErrInvalidState, login.Cancelled},
 		{"deliver expired", login.Confirmed, deliver, expires, login.ErrExpired, login.Confirmed},
+
+		// Marked expired by the sweeper: the same as expired by the clock.
+		{"scan marked expired", login.Expired, scanAlice, before, login.ErrExpired, login.Expired},
+		{"confirm marked expired", login.Expired, confirmAlice, before, login.ErrExpired, login.Expired},
+		{"cancel marked expired", login.Expired, cancelAlice, before, login.ErrExpired, login.Expired},
+		{"withdraw marked expired", login.Expired, withdraw, before, login.ErrExpired, login.Expired},
+		{"deliver marked expired", login.Expired, deliver, before, login.ErrExpired, login.Expired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +116,13 @@ func TestScanRecordsUser(t *testing.T) {
 	}
 	if s.UserID != "bob" || s.UserDisplayName != "Bob" || !s.ScannedAt.Equal(before) {
 		t.Fatalf("scan recorded %+v", s)
+	}
+}
+
+func TestConfirmRecordsTime(t *testing.T) {
+	s := session(login.Scanned)
+	if err := login.Confirm(&s, "alice", before); err != nil || !s.ConfirmedAt.Equal(before) {
+		t.Fatalf("confirm: err %v, confirmed at %v", err, s.ConfirmedAt)
 	}
 }
 

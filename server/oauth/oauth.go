@@ -82,18 +82,34 @@ type Deps struct {
 	// Log is where internal errors and refresh-token reuse are logged,
 	// with the request id (its handler is wrapped with requestid).
 	Log *slog.Logger
+	// Metrics counts new device authorizations and refresh-token reuse
+	// (metrics.Metrics); nil counts nothing.
+	Metrics Metrics
 }
+
+// Metrics receives what the endpoints count.
+type Metrics interface {
+	SessionCreated()
+	RefreshReused()
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) SessionCreated() {}
+func (noMetrics) RefreshReused()  {}
 
 // Handler serves the OAuth 2.0 and OpenID Connect endpoints. Create it
 // with New and Mount it on the server's router, which supplies request
 // logging, panic recovery, the body limit and cross-origin protection.
 type Handler struct {
-	cfg    Config
-	store  Store
-	tokens Tokens
-	hub    Publisher
-	create Limiter
-	log    *slog.Logger
+	cfg     Config
+	store   Store
+	tokens  Tokens
+	hub     Publisher
+	create  Limiter
+	log     *slog.Logger
+	metrics Metrics
 }
 
 // New returns the endpoints over d.
@@ -110,7 +126,10 @@ func New(cfg Config, d Deps) *Handler {
 	}
 	// Lines logged with a request's context carry its request id.
 	log := slog.New(requestid.NewHandler(d.Log.Handler()))
-	return &Handler{cfg: cfg, store: d.Store, tokens: d.Tokens, hub: d.Hub, create: d.Create, log: log}
+	if d.Metrics == nil {
+		d.Metrics = noMetrics{}
+	}
+	return &Handler{cfg: cfg, store: d.Store, tokens: d.Tokens, hub: d.Hub, create: d.Create, log: log, metrics: d.Metrics}
 }
 
 // The endpoint paths, under the public URL.
@@ -263,6 +282,7 @@ func (h *Handler) deviceAuthorization(c *gin.Context) {
 			return
 		}
 	}
+	h.metrics.SessionCreated()
 	c.JSON(http.StatusOK, DeviceAuthorization{
 		DeviceCode:              code,
 		UserCode:                auth.FormatUserCode(sess.UserCode),
@@ -473,6 +493,7 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 	case errors.Is(err, errScope):
 		return TokenResponse{}, badRequest(errInvalidScope, "The scope asked for exceeds what the sign-in granted.")
 	case errors.Is(err, store.ErrTokenReused):
+		h.metrics.RefreshReused()
 		h.log.WarnContext(ctx, "refresh token reused; its sign-in was revoked",
 			"user_id", old.UserID, "client_id", cl.ID, "client_ip", c.ClientIP())
 		return TokenResponse{}, invalid

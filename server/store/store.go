@@ -112,6 +112,11 @@ type Store interface {
 	// login.Deliver are returned unwrapped. When rt.Hash is empty no token
 	// is stored (an OAuth client that did not ask for offline_access).
 	DeliverSession(ctx context.Context, id string, rt RefreshToken, now time.Time) (login.Session, error)
+	// ExpireSessions sets the status of every live session (pending,
+	// scanned, confirmed) whose ExpiresAt is not after now to expired, in
+	// one transaction, and returns how many it changed. Each session is
+	// changed once, however many servers call it.
+	ExpireSessions(ctx context.Context, now time.Time) (int, error)
 	// DeleteEndedSessions removes sessions that ended (by cancel, delivery
 	// or expiry) before cutoff, and returns how many it removed.
 	DeleteEndedSessions(ctx context.Context, cutoff time.Time) (int, error)

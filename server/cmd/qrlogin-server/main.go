@@ -152,6 +152,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.HashConcurrency, "hash-concurrency", cfg.HashConcurrency, "password hashes computed at once (about 19 MiB each)")
 	fs.DurationVar(&cfg.DeviceInterval, "device-interval", cfg.DeviceInterval, "how often OAuth apps may poll the token endpoint (RFC 8628 interval)")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", cfg.MaxWaiters, "waits (long-polls and event streams) held at once; more are answered 503")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "",
+		"serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9090 (default off; never the --addr)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "if there are no users, create demo accounts alice and bob (never in production)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")

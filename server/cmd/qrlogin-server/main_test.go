@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,5 +317,69 @@ func TestLoggerAddsRequestID(t *testing.T) {
 		if !strings.Contains(buf.String(), "req-7") || !strings.Contains(buf.String(), "request_id") {
 			t.Errorf("%s line %q lacks the request id", format, buf.String())
 		}
+	}
+}
+
+// logLines collects what the server logs, for a test to wait for a line.
+type logLines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func TestMetricsAddr(t *testing.T) {
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:18080", "--db", filepath.Join(t.TempDir(), "x.db"),
+		"--metrics-addr", "127.0.0.1:18080"}, strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "metrics-addr") {
+		t.Fatalf("--metrics-addr equal to --addr: %v", err)
+	}
+
+	// Set through the environment like every flag; the server says where.
+	t.Setenv("QRLOGIN_METRICS_ADDR", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &logLines{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "m.db"), "--log-format", "json"},
+			strings.NewReader(""), io.Discard, logs)
+	}()
+	var addr string
+	for i := 0; addr == ""; i++ {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics" {
+				addr = rec.Addr
+			}
+		}
+		if i == 500 {
+			cancel()
+			t.Fatalf("no \"serving metrics\" line logged: %v\n%s", <-done, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "qrlogin_login_sessions_created_total 0") {
+		t.Fatalf("GET /metrics: %s\n%s", resp.Status, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 }

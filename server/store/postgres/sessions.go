@@ -18,14 +18,14 @@ const (
 	selectSession = `SELECT id, poll_token_hash, user_code, status,
 		device_name, device_platform, device_app_name, device_ip, device_user_agent,
 		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at,
-		client_id, scope, poll_interval, last_poll_at
+		client_id, scope, poll_interval, last_poll_at, confirmed_at
 		FROM login_sessions`
 
 	insertSession = `INSERT INTO login_sessions (id, poll_token_hash, user_code, status,
 		device_name, device_platform, device_app_name, device_ip, device_user_agent,
 		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at,
-		client_id, scope, poll_interval, last_poll_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+		client_id, scope, poll_interval, last_poll_at, confirmed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
 
 	// lockSession reads a session and locks its row until the transaction
 	// ends: a concurrent change on any server waits, then reads the
@@ -38,8 +38,8 @@ const (
 	saveSession = `UPDATE login_sessions SET poll_token_hash = $2, user_code = $3, status = $4,
 		device_name = $5, device_platform = $6, device_app_name = $7, device_ip = $8, device_user_agent = $9,
 		created_at = $10, expires_at = $11, user_id = $12, user_display_name = $13, scanned_at = $14, ended_at = $15,
-		client_id = $16, scope = $17, poll_interval = $18, last_poll_at = $19
-		WHERE id = $1 AND status = $20`
+		client_id = $16, scope = $17, poll_interval = $18, last_poll_at = $19, confirmed_at = $20
+		WHERE id = $1 AND status = $21`
 
 	// notifySession announces a change to Listen, in a transaction of its
 	// own that follows the change's COMMIT in the same pipeline. Not inside
@@ -56,7 +56,7 @@ func sessionArgs(s *login.Session) []any {
 		s.Device.Name, s.Device.Platform, s.Device.AppName, s.Device.IP, s.Device.UserAgent,
 		ts(s.CreatedAt), ts(s.ExpiresAt), s.UserID, s.UserDisplayName,
 		ts(s.ScannedAt), ts(s.EndedAt),
-		s.ClientID, s.Scope, int64(s.PollInterval), ts(s.LastPollAt)}
+		s.ClientID, s.Scope, int64(s.PollInterval), ts(s.LastPollAt), ts(s.ConfirmedAt)}
 }
 
 func scanSession(row pgx.Row) (login.Session, error) {
@@ -66,7 +66,7 @@ func scanSession(row pgx.Row) (login.Session, error) {
 		&s.Device.Name, &s.Device.Platform, &s.Device.AppName, &s.Device.IP, &s.Device.UserAgent,
 		timeDest{&s.CreatedAt}, timeDest{&s.ExpiresAt}, &s.UserID, &s.UserDisplayName,
 		timeDest{&s.ScannedAt}, timeDest{&s.EndedAt},
-		&s.ClientID, &s.Scope, (*int64)(&s.PollInterval), timeDest{&s.LastPollAt})
+		&s.ClientID, &s.Scope, (*int64)(&s.PollInterval), timeDest{&s.LastPollAt}, timeDest{&s.ConfirmedAt})
 	s.Status = login.Status(status)
 	return s, notFound(err)
 }
@@ -243,6 +243,18 @@ func queueSave(w *pgx.Batch, old login.Status, s *login.Session) {
 		}
 		return nil
 	})
+}
+
+// ExpireSessions marks the live sessions whose ExpiresAt is not after now
+// as expired, and returns how many it marked. Under the sweep lock like
+// the deletes, so each session is marked (and counted) by one server.
+func (db *DB) ExpireSessions(ctx context.Context, now time.Time) (int, error) {
+	n, err := db.sweep(ctx, `UPDATE login_sessions SET status = 'expired'
+		WHERE ended_by <= $1 AND status IN ('pending', 'scanned', 'confirmed')`, now)
+	if err != nil {
+		return 0, fmt.Errorf("expire sessions: %w", err)
+	}
+	return n, nil
 }
 
 // DeleteEndedSessions removes sessions whose login.Session.EndedBy lies

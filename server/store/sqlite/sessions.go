@@ -16,14 +16,14 @@ const (
 	selectSession = `SELECT id, poll_token_hash, user_code, status,
 		device_name, device_platform, device_app_name, device_ip, device_user_agent,
 		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at,
-		client_id, scope, poll_interval, last_poll_at
+		client_id, scope, poll_interval, last_poll_at, confirmed_at
 		FROM login_sessions`
 
 	insertSession = `INSERT INTO login_sessions (id, poll_token_hash, user_code, status,
 		device_name, device_platform, device_app_name, device_ip, device_user_agent,
 		created_at, expires_at, user_id, user_display_name, scanned_at, ended_at,
-		client_id, scope, poll_interval, last_poll_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		client_id, scope, poll_interval, last_poll_at, confirmed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	// updateSession writes every column but id, and only if the status is
 	// still the one read (compare-and-set; the IMMEDIATE transaction already
@@ -31,7 +31,7 @@ const (
 	updateSession = `UPDATE login_sessions SET poll_token_hash = ?, user_code = ?, status = ?,
 		device_name = ?, device_platform = ?, device_app_name = ?, device_ip = ?, device_user_agent = ?,
 		created_at = ?, expires_at = ?, user_id = ?, user_display_name = ?, scanned_at = ?, ended_at = ?,
-		client_id = ?, scope = ?, poll_interval = ?, last_poll_at = ?
+		client_id = ?, scope = ?, poll_interval = ?, last_poll_at = ?, confirmed_at = ?
 		WHERE id = ? AND status = ?`
 )
 
@@ -42,7 +42,7 @@ func sessionArgs(s *login.Session) []any {
 		s.Device.Name, s.Device.Platform, s.Device.AppName, s.Device.IP, s.Device.UserAgent,
 		nanos(s.CreatedAt), nanos(s.ExpiresAt), s.UserID, s.UserDisplayName,
 		nanos(s.ScannedAt), nanos(s.EndedAt),
-		s.ClientID, s.Scope, int64(s.PollInterval), nanos(s.LastPollAt)}
+		s.ClientID, s.Scope, int64(s.PollInterval), nanos(s.LastPollAt), nanos(s.ConfirmedAt)}
 }
 
 func scanSession(row *sql.Row) (login.Session, error) {
@@ -51,7 +51,7 @@ func scanSession(row *sql.Row) (login.Session, error) {
 		&s.Device.Name, &s.Device.Platform, &s.Device.AppName, &s.Device.IP, &s.Device.UserAgent,
 		timeDest{&s.CreatedAt}, timeDest{&s.ExpiresAt}, &s.UserID, &s.UserDisplayName,
 		timeDest{&s.ScannedAt}, timeDest{&s.EndedAt},
-		&s.ClientID, &s.Scope, (*int64)(&s.PollInterval), timeDest{&s.LastPollAt})
+		&s.ClientID, &s.Scope, (*int64)(&s.PollInterval), timeDest{&s.LastPollAt}, timeDest{&s.ConfirmedAt})
 	return s, notFound(err)
 }
 
@@ -177,6 +177,22 @@ func saveSession(ctx context.Context, tx *sql.Tx, update *sql.Stmt, old login.St
 		return errors.New("session changed during its own transaction")
 	}
 	return nil
+}
+
+// ExpireSessions marks the live sessions whose ExpiresAt is not after now
+// as expired, and returns how many it marked. The indexed ended_by column
+// (a live session's expires_at) makes this a range scan.
+func (db *DB) ExpireSessions(ctx context.Context, now time.Time) (int, error) {
+	res, err := db.write.ExecContext(ctx, `UPDATE login_sessions SET status = 'expired'
+		WHERE ended_by <= ? AND status IN ('pending', 'scanned', 'confirmed')`, nanos(now))
+	if err != nil {
+		return 0, fmt.Errorf("expire sessions: %w", err)
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return 0, fmt.Errorf("expire sessions: %w", err)
+	}
+	return n, nil
 }
 
 // DeleteEndedSessions removes sessions whose login.Session.EndedBy lies

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -130,8 +131,9 @@ func TestReopenKeepsDataAndAppliesMigrationsOnce(t *testing.T) {
 		t.Errorf("schema_migrations changed on reopen:\n got %v\nwant %v", second, first)
 	}
 	for i, m := range first {
-		if m.version != int64(i+1) {
-			t.Errorf("migration %d recorded as version %d", i+1, m.version)
+		num, _, _ := strings.Cut(filepath.Base(files[i]), "_")
+		if want, _ := strconv.ParseInt(num, 10, 64); m.version != want {
+			t.Errorf("migration %s recorded as version %d", files[i], m.version)
 		}
 	}
 }

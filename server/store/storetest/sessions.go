@@ -35,6 +35,7 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 				UserID:          "u-ada",
 				UserDisplayName: "Ada Lovelace",
 				ScannedAt:       base.Add(1500*time.Millisecond + 250*time.Microsecond),
+				ConfirmedAt:     base.Add(3*time.Second + 7*time.Microsecond),
 				EndedAt:         base.Add(42*time.Second + time.Microsecond),
 			}},
 			{"times not in UTC", func() login.Session {
@@ -114,11 +115,20 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 		checkSession(t, "UpdateSession result", got, want)
 		checkSession(t, "stored after Scan", mustSession(t, s, orig.ID), want)
 
+		confirmAt := base.Add(15*time.Second + 3*time.Microsecond)
+		got, err = s.UpdateSession(t.Context(), orig.ID, func(sess *login.Session) error {
+			return login.Confirm(sess, "u-ada", confirmAt)
+		})
+		checkErr(t, "UpdateSession(Confirm)", err, nil)
+		want.Status, want.ConfirmedAt = login.Confirmed, confirmAt
+		checkSession(t, "UpdateSession result", got, want)
+		checkSession(t, "stored after Confirm", mustSession(t, s, orig.ID), want)
+
 		cancelAt := base.Add(20*time.Second + 7*time.Microsecond)
 		got, err = s.UpdateSession(t.Context(), orig.ID, func(sess *login.Session) error {
-			return login.Cancel(sess, "u-ada", cancelAt)
+			return login.Withdraw(sess, cancelAt)
 		})
-		checkErr(t, "UpdateSession(Cancel)", err, nil)
+		checkErr(t, "UpdateSession(Withdraw)", err, nil)
 		want.Status, want.EndedAt = login.Cancelled, cancelAt
 		checkSession(t, "UpdateSession result", got, want)
 		checkSession(t, "stored after Cancel", mustSession(t, s, orig.ID), want)
@@ -464,5 +474,77 @@ func testDeleteEndedSessions(t *testing.T, newStore func(t *testing.T) store.Sto
 	checkErr(t, "second DeleteEndedSessions", err, nil)
 	if n != 0 {
 		t.Errorf("second DeleteEndedSessions removed %d sessions, want 0", n)
+	}
+}
+
+func testExpireSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
+	now := base.Add(time.Hour)
+	tests := []struct {
+		name       string
+		status     login.Status
+		expires    time.Time
+		wantMarked bool
+	}{
+		{"pending, expired", login.Pending, now.Add(-time.Second), true},
+		{"scanned, expired at now", login.Scanned, now, true},
+		{"confirmed, expired", login.Confirmed, now.Add(-time.Hour), true},
+		{"pending, live", login.Pending, now.Add(time.Microsecond), false},
+		{"confirmed, live", login.Confirmed, now.Add(time.Minute), false},
+		{"consumed, past expiry", login.Consumed, now.Add(-time.Minute), false},
+		{"cancelled, past expiry", login.Cancelled, now.Add(-time.Minute), false},
+		{"already marked", login.Expired, now.Add(-time.Minute), false},
+	}
+	s := newStore(t)
+	sessions := make([]login.Session, len(tests))
+	wantN := 0
+	for i, tt := range tests {
+		sess := newSession("x"+ordinal(i), i, now.Add(-2*time.Hour))
+		sess.Status, sess.ExpiresAt = tt.status, tt.expires
+		if tt.status != login.Pending {
+			sess.UserID, sess.UserDisplayName, sess.ScannedAt = "u-ada", "Ada", sess.CreatedAt.Add(time.Second)
+		}
+		if tt.status == login.Consumed || tt.status == login.Cancelled {
+			sess.EndedAt = sess.CreatedAt.Add(2 * time.Second)
+		}
+		// The table must agree with the rule of login.Session.StatusAt.
+		if rule := sess.Status.Live() && sess.StatusAt(now) == login.Expired; rule != tt.wantMarked {
+			t.Fatalf("%s: table says marked=%v, StatusAt says %v", tt.name, tt.wantMarked, rule)
+		}
+		if tt.wantMarked {
+			wantN++
+		}
+		mustCreateSession(t, s, sess)
+		sessions[i] = sess
+	}
+	n, err := s.ExpireSessions(t.Context(), now)
+	checkErr(t, "ExpireSessions", err, nil)
+	if n != wantN {
+		t.Errorf("ExpireSessions marked %d sessions, want %d", n, wantN)
+	}
+	for i, tt := range tests {
+		got, err := s.Session(t.Context(), sessions[i].ID)
+		checkErr(t, tt.name, err, nil)
+		want := sessions[i]
+		if tt.wantMarked {
+			want.Status = login.Expired
+		}
+		checkSession(t, tt.name, got, want)
+		// Marking changes nothing the server answers.
+		if got.StatusAt(now) != sessions[i].StatusAt(now) || !got.EndedBy(now).Equal(sessions[i].EndedBy(now)) {
+			t.Errorf("%s: marked session answers %s ended by %v, was %s ended by %v", tt.name,
+				got.StatusAt(now), got.EndedBy(now), sessions[i].StatusAt(now), sessions[i].EndedBy(now))
+		}
+	}
+	// Each session is marked once.
+	n, err = s.ExpireSessions(t.Context(), now)
+	checkErr(t, "second ExpireSessions", err, nil)
+	if n != 0 {
+		t.Errorf("second ExpireSessions marked %d sessions, want 0", n)
+	}
+	// A marked session is swept like any expired one.
+	n, err = s.DeleteEndedSessions(t.Context(), now.Add(login.Retention))
+	checkErr(t, "DeleteEndedSessions", err, nil)
+	if n != len(tests) {
+		t.Errorf("DeleteEndedSessions after marking removed %d sessions, want %d", n, len(tests))
 	}
 }

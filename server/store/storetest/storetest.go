@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, newStore) })
 	t.Run("DeleteEndedSessions", func(t *testing.T) { testDeleteEndedSessions(t, newStore) })
+	t.Run("ExpireSessions", func(t *testing.T) { testExpireSessions(t, newStore) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore) })
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, newStore) })
 	t.Run("Clients", func(t *testing.T) { testClients(t, newStore) })
@@ -79,7 +80,7 @@ func utc(tm time.Time) time.Time {
 
 func normSession(s login.Session) login.Session {
 	s.CreatedAt, s.ExpiresAt, s.ScannedAt, s.EndedAt = utc(s.CreatedAt), utc(s.ExpiresAt), utc(s.ScannedAt), utc(s.EndedAt)
-	s.LastPollAt = utc(s.LastPollAt)
+	s.LastPollAt, s.ConfirmedAt = utc(s.LastPollAt), utc(s.ConfirmedAt)
 	return s
 }
 
@@ -101,7 +102,7 @@ func normKey(k store.SigningKey) store.SigningKey {
 
 func checkSession(t *testing.T, what string, got, want login.Session) {
 	t.Helper()
-	checkUTC(t, what, got.CreatedAt, got.ExpiresAt, got.ScannedAt, got.EndedAt, got.LastPollAt)
+	checkUTC(t, what, got.CreatedAt, got.ExpiresAt, got.ScannedAt, got.EndedAt, got.LastPollAt, got.ConfirmedAt)
 	if g, w := normSession(got), normSession(want); !reflect.DeepEqual(g, w) {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, g, w)
 	}
