@@ -831,6 +831,7 @@ func (f *Flow) doSignOut(ctx context.Context) {
 // forget drops the tokens from memory and storage.
 func (f *Flow) forget() {
 	f.stopWatch()
+	f.watchAfterRefusal, f.refreshForStream = false, false
 	f.access, f.saved = "", saved{}
 	if err := f.cfg.Tokens.Delete(f.cfg.Server); err != nil {
 		f.log.Error("could not delete the saved sign-in", "err", err)

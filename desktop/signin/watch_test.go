@@ -298,3 +298,25 @@ func TestServerWithoutAccountStream(t *testing.T) {
 		t.Errorf("problem %+v", st.Problem)
 	}
 }
+
+// A refusal that ended in the sign-in ending is not held against the next
+// sign-in: its stream's refusal is refreshed again.
+func TestRefusalForgottenWithSignIn(t *testing.T) {
+	h := newHarness(t)
+	h.signedInHolding()
+	h.srv.RevokeAll()
+	h.srv.ExpireAccess()
+	h.stepUntil("the sign-in to end", func() bool { return h.flow.State().Phase != signin.SignedIn })
+	h.until("the stream let go", func() bool { return h.srv.Holding() == 0 })
+	refreshes := h.srv.Calls("refresh")
+
+	st := h.stepTo(signin.Waiting)
+	h.srv.phone(t, st.Code.ID, api.StatusConfirmed, "")
+	h.step()
+	h.settle()
+	h.until("the account stream held", func() bool { return h.srv.Holding() == 1 })
+	h.srv.ExpireAccess()
+	h.stepUntil("a refresh", func() bool { return h.srv.Calls("refresh") == refreshes+1 })
+	h.stepUntil("the stream held again", func() bool { return h.srv.Holding() == 1 })
+	h.want(signin.SignedIn)
+}
