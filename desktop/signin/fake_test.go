@@ -45,6 +45,13 @@ type fakeServer struct {
 	access    map[string]bool
 	calls     map[string]int
 	withdrawn []string
+
+	// The account's event streams.
+	noAccountEvents bool              // a server without them: 404
+	ended           map[string]string // access token → why its sign-in ended
+	endedNow        chan struct{}     // closed (and replaced) when sign-ins end
+	watchErr        []error           // answers for the next streams, in turn
+	holding         int               // streams held now
 }
 
 type fakeSession struct {
@@ -66,6 +73,8 @@ func newFakeServer(now func() time.Time) *fakeServer {
 		refresh:   map[string]bool{},
 		access:    map[string]bool{},
 		calls:     map[string]int{},
+		ended:     map[string]string{},
+		endedNow:  make(chan struct{}),
 	}
 }
 
@@ -271,6 +280,10 @@ func (s *fakeServer) Logout(_ context.Context, accessToken, refreshToken string)
 		return apiErr(http.StatusUnauthorized, api.ErrUnauthorized)
 	}
 	s.refresh[refreshToken] = false
+	// Its stream hears of it, like any other end of the sign-in.
+	s.access[accessToken] = false
+	s.ended[accessToken] = api.ReasonSignedOut
+	s.wakeHolders()
 	return nil
 }
 
@@ -320,3 +333,103 @@ var _ signin.API = signin.Client{Client: (*client.Client)(nil)}
 var _ signin.TokenStore = (*tokenstore.Store)(nil)
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// WaitRevoked holds the account's stream like the real server: a token
+// whose sign-in has ended gets its reason at once, an unknown or refused
+// one 401, a live one waits until End.
+func (s *fakeServer) WaitRevoked(ctx context.Context, accessToken string) (*api.Revoked, error) {
+	err := s.enter("watch")
+	if err == nil && len(s.watchErr) > 0 {
+		err, s.watchErr = s.watchErr[0], s.watchErr[1:]
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if s.noAccountEvents {
+		s.mu.Unlock()
+		return nil, &client.Error{StatusCode: http.StatusNotFound, Code: api.ErrNotFound, Message: "No such endpoint."}
+	}
+	held := false
+	for {
+		if reason, ok := s.ended[accessToken]; ok {
+			s.mu.Unlock()
+			return &api.Revoked{Reason: reason}, nil
+		}
+		if !s.access[accessToken] {
+			s.mu.Unlock()
+			return nil, apiErr(http.StatusUnauthorized, api.ErrUnauthorized)
+		}
+		if held {
+			// Woken, and the sign-in lives on: the server ended the
+			// stream (it restarted).
+			s.mu.Unlock()
+			return nil, io.EOF
+		}
+		wake := s.endedNow
+		s.holding++
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.holding--
+			s.mu.Unlock()
+			return nil, ctx.Err()
+		case <-wake:
+		}
+		s.mu.Lock()
+		s.holding--
+		held = true
+	}
+}
+
+// End ends every sign-in for reason, as deleting the device (or the
+// account, or changing the password) would: refresh and access tokens
+// stop working and held streams hear why.
+func (s *fakeServer) End(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.refresh {
+		s.refresh[k] = false
+	}
+	for k, live := range s.access {
+		if live {
+			s.ended[k] = reason
+		}
+		s.access[k] = false
+	}
+	s.wakeHolders()
+}
+
+// Holding is the number of account streams held now.
+func (s *fakeServer) Holding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.holding
+}
+
+// ExpireAccess makes every access token fail as expired (401), leaving the
+// refresh tokens alone, as a computer waking from a long sleep finds; held
+// streams end.
+func (s *fakeServer) ExpireAccess() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.access {
+		s.access[k] = false
+	}
+	s.wakeHolders()
+}
+
+// Kick ends every held stream without a revocation, as a server restart
+// would.
+func (s *fakeServer) Kick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wakeHolders()
+}
+
+// wakeHolders wakes the held streams, under s.mu.
+func (s *fakeServer) wakeHolders() {
+	close(s.endedNow)
+	s.endedNow = make(chan struct{})
+}

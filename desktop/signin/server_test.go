@@ -26,6 +26,8 @@ func newRealHarness(t *testing.T, opts ...func(*signin.Config)) *realHarness {
 	t.Helper()
 	h := newHarness(t, opts...)
 	srv := apptest.Start(t, func(c *app.Config) { c.Now = h.clock.Now })
+	// Let go of the account stream before the server stops.
+	t.Cleanup(h.stopFlow)
 	r := &realHarness{harness: h, srv: srv, phone: srv.Client()}
 	r.user = srv.AddUser(t, "alice", "Alice Example", "correct horse battery")
 	r.token = srv.Login(t, "alice", "correct horse battery")

@@ -1,7 +1,8 @@
 // Package signin owns the desktop's sign-in flow, without any UI: get a QR
 // code from the server, wait for the phone on the session's event stream
 // (or by long-poll, on a server without one), keep the user signed in by
-// refreshing tokens, and sign out.
+// refreshing tokens, hear at once when the sign-in is ended elsewhere (on
+// the account's event stream), and sign out.
 //
 // A Flow is driven by Step, which does one unit of work (usually one HTTP
 // request) and says how long to wait before the next; Run loops Step on a
@@ -38,6 +39,10 @@ type API interface {
 	Refresh(ctx context.Context, refreshToken string) (*api.LoginResponse, error)
 	Logout(ctx context.Context, accessToken, refreshToken string) error
 	Me(ctx context.Context, accessToken string) (*api.Me, error)
+	// WaitRevoked holds the account's event stream until the server says
+	// the access token's sign-in has ended, or ctx ends; see
+	// client.Client.WaitRevoked for the errors.
+	WaitRevoked(ctx context.Context, accessToken string) (*api.Revoked, error)
 }
 
 // Events is an open event stream of a login session (*client.EventStream).
@@ -159,7 +164,8 @@ type Config struct {
 	// RequestTimeout bounds each request beyond its long-poll wait; 0
 	// means 15 seconds.
 	RequestTimeout time.Duration
-	// Backoff is the retry delay after errors; zero means 1s doubling to 30s.
+	// Backoff is the retry delay after errors; zero means 1s doubling to
+	// 30s. The account's event stream reconnects with it too.
 	Backoff Backoff
 }
 
@@ -220,12 +226,20 @@ type Flow struct {
 	events    Events     // open stream of session, or nil
 	eventsCtx context.Context
 	eventsAt  time.Time // when events was opened
+	// The watcher: a goroutine holding the account's event stream while
+	// signed in (see watch).
+	watchGen          int                // of the latest watcher
+	watchStop         context.CancelFunc // nil when none was started for this token
+	watchDone         chan struct{}
+	watchAfterRefusal bool // the watcher's token was refreshed because the stream refused the last one
+	refreshForStream  bool // the next refresh is because the stream refused the token
 
 	mu        sync.Mutex
 	published State
 	newCode   bool
 	signOut   bool
 	retry     bool
+	news      *watchNews // what a watcher found, for Step
 	wake      chan struct{}
 	interrupt context.CancelFunc // ends the open stream's wait
 }
@@ -307,13 +321,16 @@ func (f *Flow) act(set func()) {
 	}
 }
 
-type actions struct{ newCode, signOut, retry bool }
+type actions struct {
+	newCode, signOut, retry bool
+	news                    *watchNews
+}
 
 func (f *Flow) takeActions() actions {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	a := actions{f.newCode, f.signOut, f.retry}
-	f.newCode, f.signOut, f.retry = false, false, false
+	a := actions{f.newCode, f.signOut, f.retry, f.news}
+	f.newCode, f.signOut, f.retry, f.news = false, false, false, nil
 	return a
 }
 
@@ -322,6 +339,7 @@ func (f *Flow) takeActions() actions {
 func (f *Flow) Run(ctx context.Context) {
 	defer f.withdraw()
 	defer f.closeEvents()
+	defer f.stopWatch()
 	for ctx.Err() == nil {
 		d := f.Step(ctx)
 		if d == 0 {
@@ -351,6 +369,12 @@ func (f *Flow) Step(ctx context.Context) time.Duration {
 	case a.signOut && f.stage == stageSignedIn:
 		f.doSignOut(ctx)
 		return 0
+	case a.news != nil && a.news.gen == f.watchGen && f.stage == stageSignedIn:
+		if a.news.revoked {
+			f.revoked(a.news.reason)
+			return 0
+		}
+		f.streamRefused()
 	case a.newCode && f.stage != stageSignedIn && f.stage != stageRestore:
 		f.withdrawCtx(ctx)
 		f.renewals, f.failures, f.retryAt = 0, 0, time.Time{}
@@ -359,6 +383,9 @@ func (f *Flow) Step(ctx context.Context) time.Duration {
 	}
 	if f.stage != stagePoll {
 		f.closeEvents()
+	}
+	if f.stage != stageSignedIn {
+		f.stopWatch()
 	}
 	if f.stage != stageIdle && !a.retry && now.Before(f.retryAt) {
 		return f.retryAt.Sub(now)
@@ -704,6 +731,10 @@ func refreshLead(ttl time.Duration) time.Duration {
 }
 
 func (f *Flow) keepSignedIn(ctx context.Context) time.Duration {
+	if f.watchStop == nil {
+		f.watchAfterRefusal, f.refreshForStream = f.refreshForStream, false
+		f.startWatch(ctx)
+	}
 	if f.needMe {
 		rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
 		me, err := f.cfg.API.Me(rctx, f.access)
@@ -736,6 +767,8 @@ func (f *Flow) keepSignedIn(ctx context.Context) time.Duration {
 		return wait
 	}
 	f.log.Debug("access token refreshed")
+	// The next step holds the stream again with the new token.
+	f.stopWatch()
 	f.signedIn(resp.Tokens, resp.User, f.saved.SignedInAt, f.saved.Device)
 	f.needMe = false
 	return 0
@@ -766,6 +799,8 @@ func (f *Flow) refresh(ctx context.Context, ended, notice string) (resp *api.Log
 }
 
 func (f *Flow) doSignOut(ctx context.Context) {
+	// Our own logout ends the sign-in too: that is not news.
+	f.stopWatch()
 	rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
 	defer cancel()
 	access := f.access
@@ -795,6 +830,8 @@ func (f *Flow) doSignOut(ctx context.Context) {
 
 // forget drops the tokens from memory and storage.
 func (f *Flow) forget() {
+	f.stopWatch()
+	f.watchAfterRefusal, f.refreshForStream = false, false
 	f.access, f.saved = "", saved{}
 	if err := f.cfg.Tokens.Delete(f.cfg.Server); err != nil {
 		f.log.Error("could not delete the saved sign-in", "err", err)

@@ -19,6 +19,8 @@ const server = "http://desktop.test:8080"
 
 type harness struct {
 	t      *testing.T
+	ctx    context.Context // of the current flow; its watcher ends with it
+	stop   context.CancelFunc
 	clock  *testclock.Clock
 	srv    *fakeServer
 	tokens *tokenstore.Memory
@@ -50,20 +52,54 @@ func newHarness(t *testing.T, opts ...func(*signin.Config)) *harness {
 		o(&cfg)
 	}
 	h.cfg = cfg
-	h.flow = signin.New(cfg)
+	h.restart()
+	t.Cleanup(h.stopFlow)
 	return h
 }
 
 // restart replaces the flow with a new one on the same server, storage and
 // clock, as starting the app again would.
 func (h *harness) restart() {
+	if h.stop != nil {
+		h.stop()
+	}
+	h.ctx, h.stop = context.WithCancel(context.Background())
 	h.flow = signin.New(h.cfg)
 }
+
+// stopFlow ends the flow's goroutines, as quitting the app does.
+func (h *harness) stopFlow() { h.stop() }
 
 // step runs one Step.
 func (h *harness) step() time.Duration {
 	h.t.Helper()
-	return h.flow.Step(context.Background())
+	return h.flow.Step(h.ctx)
+}
+
+// stepUntil runs Steps until cond holds, for news that arrives from the
+// flow's watcher goroutine; at most 10 seconds.
+func (h *harness) stepUntil(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; state %+v", what, h.flow.State())
+		}
+		h.step()
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// until waits for cond, at most 10 seconds.
+func (h *harness) until(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; state %+v", what, h.flow.State())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // settle runs Steps until one asks to wait, and returns that wait, or

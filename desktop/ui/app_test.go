@@ -71,7 +71,9 @@ func TestWindowWithRealFlow(t *testing.T) {
 		Jitter:   func(d time.Duration) time.Duration { return d },
 	})
 	v.SetController(f)
-	ctx := context.Background()
+	// Ending ctx lets go of the account stream the signed-in flow holds.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	stepTo := func(p signin.Phase) {
 		t.Helper()
 		for range 10 {
@@ -143,7 +145,13 @@ func (q queue) Do(f func()) { q <- f }
 // pump runs queued UI work until cond holds, for at most 15 seconds.
 func (q queue) pump(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(15 * time.Second)
+	q.pumpWithin(t, what, 15*time.Second, cond)
+}
+
+// pumpWithin runs queued UI work until cond holds, for at most d.
+func (q queue) pumpWithin(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.After(d)
 	for !cond() {
 		select {
 		case f := <-q:

@@ -362,6 +362,8 @@ func TestLayouts(t *testing.T) {
 		{"waiting.xml", signin.State{Phase: signin.Waiting, Server: testServer, Code: code("s1")}},
 		{"scanned.xml", signin.State{Phase: signin.Scanned, Server: testServer, Code: code("s1"), ScannedBy: "Alice Example"}},
 		{"cancelled.xml", signin.State{Phase: signin.Cancelled, Server: testServer}},
+		{"signed-out.xml", signin.State{Phase: signin.Waiting, Server: testServer, Code: code("s1"),
+			Notice: "You were signed out from your phone."}},
 		{"unreachable.xml", signin.State{Phase: signin.Starting, Server: testServer,
 			Problem: &signin.Problem{Text: "Can't reach the server at " + testServer, RetryAt: t0.Add(2 * time.Second)}}},
 		{"signed-in.xml", signin.State{Phase: signin.SignedIn, Server: testServer, Account: account}},

@@ -30,15 +30,7 @@ const defaultStreamIdle = 3 * api.PingInterval * time.Second
 // Client.Events. Read it with Next from one goroutine; Close may be called
 // from any.
 type EventStream struct {
-	body   io.ReadCloser
-	lines  *bufio.Scanner
-	cancel context.CancelFunc
-	idle   time.Duration
-	watch  *time.Timer
-	ended  bool
-
-	mu     sync.Mutex
-	silent bool // the idle timer fired
+	s *sseStream
 }
 
 // Events opens the event stream of a session with the desktop's poll
@@ -50,66 +42,11 @@ type EventStream struct {
 // unauthorized, 404 not_found (an unknown session, or a server without
 // event streams), 410 consumed or 503 unavailable.
 func (c *Client) Events(ctx context.Context, id, pollToken string) (*EventStream, error) {
-	p := "/api/v1/login-sessions/" + url.PathEscape(id) + "/events"
-	ctx, cancel := context.WithCancel(ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+p, nil)
+	s, err := c.openStream(ctx, "/api/v1/login-sessions/"+url.PathEscape(id)+"/events", pollToken)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("build GET %s: %w", p, err)
+		return nil, err
 	}
-	req.Header.Set("Accept", api.EventStreamType)
-	req.Header.Set("Authorization", "Bearer "+pollToken)
-	if c.UserAgent != "" {
-		req.Header.Set("User-Agent", c.UserAgent)
-	}
-	idle := c.StreamIdleTimeout
-	if idle <= 0 {
-		idle = defaultStreamIdle
-	}
-	s := &EventStream{cancel: cancel, idle: idle}
-	// Armed before the request: a server that accepts the connection and
-	// never answers is as dead as one that stops sending.
-	s.watch = time.AfterFunc(idle, s.timedOut)
-	resp, err := c.httpClient().Do(req)
-	if err != nil {
-		s.watch.Stop()
-		cancel()
-		if s.wasSilent() {
-			return nil, fmt.Errorf("GET %s: %w", p, ErrStreamIdle)
-		}
-		return nil, fmt.Errorf("GET %s: %w", p, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer s.Close()
-		defer resp.Body.Close()
-		data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		if err != nil {
-			return nil, fmt.Errorf("read GET %s: %w", p, err)
-		}
-		return nil, decodeError(resp, data)
-	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != api.EventStreamType {
-		resp.Body.Close()
-		s.Close()
-		return nil, fmt.Errorf("GET %s: answered %q, not an event stream", p, mt)
-	}
-	s.body = resp.Body
-	s.lines = bufio.NewScanner(resp.Body)
-	s.lines.Buffer(make([]byte, 0, 4096), maxBody)
-	return s, nil
-}
-
-func (s *EventStream) timedOut() {
-	s.mu.Lock()
-	s.silent = true
-	s.mu.Unlock()
-	s.cancel()
-}
-
-func (s *EventStream) wasSilent() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.silent
+	return &EventStream{s: s}, nil
 }
 
 // Next returns the next status event. It returns io.EOF once the stream
@@ -120,41 +57,183 @@ func (s *EventStream) wasSilent() bool {
 // same error has as an HTTP answer: api.ErrConsumed (410) means another
 // request took the tokens. ErrStreamIdle means the connection went
 // silent.
-func (s *EventStream) Next() (*api.SessionStatusResponse, error) {
-	if s.ended {
-		return nil, io.EOF
-	}
-	event, data, err := s.nextEvent()
-	if err != nil {
-		s.ended = true
-		if s.wasSilent() {
-			return nil, ErrStreamIdle
+func (es *EventStream) Next() (*api.SessionStatusResponse, error) {
+	for {
+		event, data, err := es.s.next()
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
-	}
-	switch event {
-	case api.EventError:
-		s.ended = true
-		var e api.Error
-		if err := json.Unmarshal(data, &e); err != nil || e.Code == "" {
-			return nil, fmt.Errorf("decode error event %q: %w", data, err)
+		switch event {
+		case api.EventError:
+			es.s.ended = true
+			var e api.Error
+			if err := json.Unmarshal(data, &e); err != nil || e.Code == "" {
+				return nil, fmt.Errorf("decode error event %q: %w", data, err)
+			}
+			return nil, &Error{StatusCode: eventErrorStatus(e.Code), Code: e.Code, Message: e.Message}
+		case api.EventStatus:
+			var st api.SessionStatusResponse
+			if err := json.Unmarshal(data, &st); err != nil {
+				es.s.ended = true
+				return nil, fmt.Errorf("decode status event: %w", err)
+			}
+			return &st, nil
 		}
-		return nil, &Error{StatusCode: eventErrorStatus(e.Code), Code: e.Code, Message: e.Message}
-	default: // api.EventStatus
-		var st api.SessionStatusResponse
-		if err := json.Unmarshal(data, &st); err != nil {
-			s.ended = true
-			return nil, fmt.Errorf("decode status event: %w", err)
-		}
-		return &st, nil
+		// Other event types are skipped, so a newer server may add some.
 	}
 }
 
-// nextEvent reads lines up to the next dispatched status or error event
-// (the event stream format of the WHATWG HTML standard: "field: value"
-// lines, ":" comments, a blank line ending each event). Other event types
-// are skipped, so a newer server may add some.
-func (s *EventStream) nextEvent() (string, []byte, error) {
+// Close ends the stream; calling it again is a no-op.
+func (es *EventStream) Close() error { return es.s.close() }
+
+// WaitRevoked holds the account's event stream (GET /api/v1/me/events)
+// with an access token until the server reports that the token's sign-in
+// has ended (signed out from the phone, signed out everywhere, password
+// changed, account deleted, token reuse), and returns why: Reason is one
+// of the api.Reason* values, or one this client does not know yet. A
+// sign-in that had already ended when the stream opened is reported at
+// once.
+//
+// Otherwise it returns an error, and the caller decides whether to call
+// again:
+//   - an *Error before any event: 401 unauthorized means the access token
+//     expired or is refused (refresh it, then call again); 404 a server
+//     without the stream; 503 unavailable or 429 rate_limited carry
+//     RetryAfter;
+//   - io.EOF when the server ended the stream without a revocation (it
+//     shut down, or a newer stream of the same sign-in took over);
+//   - ErrStreamIdle when the connection went silent, or the network's
+//     error: call again after a backoff;
+//   - ctx's error once ctx ends, which is how a caller stops waiting.
+func (c *Client) WaitRevoked(ctx context.Context, accessToken string) (*api.Revoked, error) {
+	s, err := c.openStream(ctx, "/api/v1/me/events", accessToken)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	defer s.close()
+	for {
+		event, data, err := s.next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if event != api.EventRevoked {
+			continue // a type a newer server may add
+		}
+		// The event itself ends the sign-in; data that does not decode
+		// only loses the reason.
+		var r api.Revoked
+		_ = json.Unmarshal(data, &r)
+		return &r, nil
+	}
+}
+
+// sseStream is an open response in the event stream format of the WHATWG
+// HTML standard ("server-sent events"), read event by event, with a watch
+// that takes a connection silent for too long for dead. Both event
+// streams of the API are read through it.
+type sseStream struct {
+	body   io.ReadCloser
+	lines  *bufio.Scanner
+	cancel context.CancelFunc
+	idle   time.Duration
+	watch  *time.Timer
+	ended  bool
+
+	mu     sync.Mutex
+	silent bool // the idle timer fired
+}
+
+// openStream sends GET path with the bearer token and checks that the
+// answer is an event stream. An error answer is an *Error.
+func (c *Client) openStream(ctx context.Context, path, bearer string) (*sseStream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("build GET %s: %w", path, err)
+	}
+	req.Header.Set("Accept", api.EventStreamType)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	idle := c.StreamIdleTimeout
+	if idle <= 0 {
+		idle = defaultStreamIdle
+	}
+	s := &sseStream{cancel: cancel, idle: idle}
+	// Armed before the request: a server that accepts the connection and
+	// never answers is as dead as one that stops sending.
+	s.watch = time.AfterFunc(idle, s.timedOut)
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		s.watch.Stop()
+		cancel()
+		if s.wasSilent() {
+			return nil, fmt.Errorf("GET %s: %w", path, ErrStreamIdle)
+		}
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer s.close()
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		if err != nil {
+			return nil, fmt.Errorf("read GET %s: %w", path, err)
+		}
+		return nil, decodeError(resp, data)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != api.EventStreamType {
+		resp.Body.Close()
+		s.close()
+		return nil, fmt.Errorf("GET %s: answered %q, not an event stream", path, mt)
+	}
+	s.body = resp.Body
+	s.lines = bufio.NewScanner(resp.Body)
+	s.lines.Buffer(make([]byte, 0, 4096), maxBody)
+	return s, nil
+}
+
+func (s *sseStream) timedOut() {
+	s.mu.Lock()
+	s.silent = true
+	s.mu.Unlock()
+	s.cancel()
+}
+
+func (s *sseStream) wasSilent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.silent
+}
+
+// next returns the type and data of the next dispatched event. It returns
+// io.EOF once the stream has ended, and ErrStreamIdle if it went silent.
+func (s *sseStream) next() (string, []byte, error) {
+	if s.ended {
+		return "", nil, io.EOF
+	}
+	event, data, err := s.read()
+	if err != nil {
+		s.ended = true
+		if s.wasSilent() {
+			return "", nil, ErrStreamIdle
+		}
+		return "", nil, err
+	}
+	return event, data, nil
+}
+
+// read reads lines up to the next dispatched event: "field: value" lines,
+// ":" comments (the server's pings), a blank line ending each event; an
+// event without data is not dispatched.
+func (s *sseStream) read() (string, []byte, error) {
 	var event string
 	var data []byte
 	hasData := false
@@ -162,7 +241,7 @@ func (s *EventStream) nextEvent() (string, []byte, error) {
 		s.watch.Reset(s.idle)
 		line := s.lines.Text()
 		if line == "" {
-			if hasData && (event == api.EventStatus || event == api.EventError) {
+			if hasData {
 				return event, data, nil
 			}
 			event, data, hasData = "", nil, false
@@ -190,8 +269,8 @@ func (s *EventStream) nextEvent() (string, []byte, error) {
 	return "", nil, io.EOF
 }
 
-// Close ends the stream; calling it again is a no-op.
-func (s *EventStream) Close() error {
+// close ends the stream; calling it again is a no-op.
+func (s *sseStream) close() error {
 	s.watch.Stop()
 	s.cancel()
 	if s.body != nil {
