@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/httpapi"
 	"github.com/qrlogin/qrlogin/server/lanaddr"
@@ -72,6 +73,9 @@ type Config struct {
 	// DeviceInterval is the OAuth device grant's polling interval
 	// (RFC 8628 says 5 seconds).
 	DeviceInterval time.Duration
+	// AuditRetention is how long audit log entries are kept; the sweeper
+	// removes older ones.
+	AuditRetention time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -94,6 +98,7 @@ func DefaultConfig() Config {
 		SweepInterval:   time.Minute,
 		KeyReload:       time.Minute,
 		DeviceInterval:  oauth.DefaultInterval,
+		AuditRetention:  90 * 24 * time.Hour,
 	}
 }
 
@@ -115,7 +120,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for name, d := range map[string]time.Duration{"session-ttl": c.SessionTTL, "access-ttl": c.AccessTTL, "refresh-ttl": c.RefreshTTL,
-		"refresh-max-age": c.RefreshMaxAge} {
+		"refresh-max-age": c.RefreshMaxAge, "audit-retention": c.AuditRetention} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %v must be positive", name, d))
 		}
@@ -165,6 +170,7 @@ type App struct {
 	log      *slog.Logger
 	store    store.Store
 	accounts *account.Service
+	audit    *audit.Recorder
 	hub      *notify.Hub
 	keys     *keyRing
 	api      *httpapi.Server
@@ -220,7 +226,8 @@ func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
 func (a *App) init(ctx context.Context) error {
 	cfg := a.cfg
 	var err error
-	a.keys, err = newKeyRing(ctx, a.store, auth.IssuerConfig{
+	a.audit = audit.NewRecorder(a.store, a.log, cfg.Now)
+	a.keys, err = newKeyRing(ctx, firstKeyRecorder{Store: a.store, audit: a.audit}, auth.IssuerConfig{
 		Issuer: "qrlogin", Audience: "qrlogin", TTL: cfg.AccessTTL, Now: cfg.Now,
 	}, a.log)
 	if err != nil {
@@ -270,7 +277,7 @@ func (a *App) init(ctx context.Context) error {
 		Interval:   cfg.DeviceInterval,
 		Refresh:    refresh.Policy{TTL: cfg.RefreshTTL, MaxAge: cfg.RefreshMaxAge},
 		Now:        cfg.Now,
-	}, oauth.Deps{Store: a.store, Tokens: a.keys, Hub: a.hub, Create: createLimit, Log: a.log})
+	}, oauth.Deps{Store: a.store, Tokens: a.keys, Hub: a.hub, Create: createLimit, Log: a.log, Audit: a.audit})
 	a.api, err = httpapi.New(httpapi.Config{
 		PublicURL:      a.url,
 		SessionTTL:     cfg.SessionTTL,
@@ -293,6 +300,7 @@ func (a *App) init(ctx context.Context) error {
 		},
 		Log:   a.log,
 		Extra: []httpapi.Mounter{oauthHandler},
+		Audit: a.audit,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP API: %w", err)
@@ -432,9 +440,9 @@ func (a *App) Close() error {
 	return a.store.Close()
 }
 
-// sweep deletes sessions that ended more than login.Retention ago and
-// refresh tokens past their expiry, so lookups stay cheap and old data
-// does not pile up.
+// sweep deletes sessions that ended more than login.Retention ago,
+// refresh tokens past their expiry and audit entries older than
+// AuditRetention, so lookups stay cheap and old data does not pile up.
 func (a *App) sweep(ctx context.Context) {
 	t := time.NewTicker(a.cfg.SweepInterval)
 	defer t.Stop()
@@ -453,8 +461,12 @@ func (a *App) sweep(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("sweep refresh tokens", "err", err)
 		}
-		if n+m > 0 {
-			a.log.Debug("swept", "sessions", n, "refresh_tokens", m)
+		k, err := a.store.DeleteAuditBefore(ctx, now.Add(-a.cfg.AuditRetention))
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("sweep audit log", "err", err)
+		}
+		if n+m+k > 0 {
+			a.log.Debug("swept", "sessions", n, "refresh_tokens", m, "audit_entries", k)
 		}
 	}
 }

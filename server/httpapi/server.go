@@ -22,6 +22,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/qrpng"
@@ -119,6 +121,11 @@ type Deps struct {
 	// Extra are more features mounted on the root router, behind the
 	// same middleware as the API (see the package comment).
 	Extra []Mounter
+	// Audit records security events (audit.Recorder); nil records
+	// nothing (audit.Discard).
+	Audit interface {
+		Record(ctx context.Context, e audit.Entry)
+	}
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -150,6 +157,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	log := slog.New(requestid.NewHandler(d.Log.Handler()))
 	if d.Hub == nil {
 		d.Hub = &notify.Hub{}
+	}
+	if d.Audit == nil {
+		d.Audit = audit.Discard{}
 	}
 	clockNow := cfg.Now
 	now := func() time.Time { return clockNow().UTC() }
@@ -206,6 +216,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ttl:         cfg.SessionTTL,
 		ping:        cfg.PingInterval,
 		pings:       &pingWheel{},
+		audit:       d.Audit,
 	}).Mount(v1)
 	(&phoneSessions{
 		errorWriter: errs,
@@ -215,6 +226,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		auth:        authn,
 		net:         proxies,
 		lookup:      d.Limits.Lookup,
+		audit:       d.Audit,
 	}).Mount(v1)
 	(&accounts{
 		errorWriter: errs,
@@ -226,6 +238,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		auth:        authn,
 		cookie:      s.cookie,
 		limits:      d.Limits,
+		audit:       d.Audit,
 	}).Mount(v1)
 	pages{errorWriter: errs}.Mount(r)
 	for _, m := range d.Extra {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/notify"
@@ -56,6 +57,7 @@ type desktopSessions struct {
 	create  Limiter // new sessions per client
 	qr      *qrpng.Encoder
 	pings   *pingWheel // shared by every stream's pings
+	audit   recorder
 
 	publicURL string
 	ttl       time.Duration // a session's life
@@ -222,10 +224,10 @@ func (s *desktopSessions) sessionStatus(c *gin.Context) {
 	s.holdPoll(c, after, time.Now().Add(time.Duration(wait)*time.Second))
 }
 
-// deliver hands the tokens of a confirmed session to the desktop. The
+// deliver hands the tokens of a confirmed session to the desktop at ip. The
 // status change and the refresh token are saved in one transaction, so of
 // any number of concurrent polls exactly one gets tokens.
-func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, now time.Time) (int, any, error) {
+func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, ip string, now time.Time) (int, any, error) {
 	u, err := s.store.User(ctx, sess.UserID)
 	if err != nil {
 		return 0, nil, fmt.Errorf("load confirming user: %w", err)
@@ -246,6 +248,8 @@ func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, now t
 		return 0, nil, err
 	}
 	s.hub.Publish(sess.ID)
+	s.audit.Record(ctx, audit.Entry{Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
+		DeviceID: rt.FamilyID, Device: sess.Device.Name, IP: ip, Detail: map[string]string{"session_id": sess.ID}})
 	resp := statusResponse(saved, login.Confirmed)
 	tokens := s.mint.pair(access, refresh)
 	user := apiUser(u)

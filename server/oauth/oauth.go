@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
@@ -82,6 +83,11 @@ type Deps struct {
 	// Log is where internal errors and refresh-token reuse are logged,
 	// with the request id (its handler is wrapped with requestid).
 	Log *slog.Logger
+	// Audit records deliveries and refresh-token reuse (audit.Recorder);
+	// nil records nothing.
+	Audit interface {
+		Record(ctx context.Context, e audit.Entry)
+	}
 }
 
 // Handler serves the OAuth 2.0 and OpenID Connect endpoints. Create it
@@ -94,6 +100,9 @@ type Handler struct {
 	hub    Publisher
 	create Limiter
 	log    *slog.Logger
+	audit  interface {
+		Record(ctx context.Context, e audit.Entry)
+	}
 }
 
 // New returns the endpoints over d.
@@ -110,7 +119,10 @@ func New(cfg Config, d Deps) *Handler {
 	}
 	// Lines logged with a request's context carry its request id.
 	log := slog.New(requestid.NewHandler(d.Log.Handler()))
-	return &Handler{cfg: cfg, store: d.Store, tokens: d.Tokens, hub: d.Hub, create: d.Create, log: log}
+	if d.Audit == nil {
+		d.Audit = audit.Discard{}
+	}
+	return &Handler{cfg: cfg, store: d.Store, tokens: d.Tokens, hub: d.Hub, create: d.Create, log: log, audit: d.Audit}
 }
 
 // The endpoint paths, under the public URL.
@@ -296,7 +308,7 @@ func (h *Handler) token(c *gin.Context) {
 	)
 	switch gt := form.Get("grant_type"); gt {
 	case DeviceGrantType:
-		resp, err = h.deviceToken(ctx, cl, form)
+		resp, err = h.deviceToken(ctx, cl, form, c.ClientIP())
 	case "refresh_token":
 		resp, err = h.refreshToken(ctx, c, cl, form)
 	case "":
@@ -319,7 +331,7 @@ var errMoved = errors.New("login session changed meanwhile")
 // slow_down ever hides them, and a confirmed session delivers at once,
 // however soon after the last poll: a client told by the event stream or
 // a long-poll that the phone confirmed must not be made to wait.
-func (h *Handler) deviceToken(ctx context.Context, cl store.Client, form url.Values) (TokenResponse, error) {
+func (h *Handler) deviceToken(ctx context.Context, cl store.Client, form url.Values, ip string) (TokenResponse, error) {
 	code := form.Get("device_code")
 	if code == "" {
 		return TokenResponse{}, badRequest(errInvalidRequest, "device_code is required.")
@@ -351,7 +363,7 @@ func (h *Handler) deviceToken(ctx context.Context, cl store.Client, form url.Val
 		case login.Consumed:
 			return TokenResponse{}, badRequest(errInvalidGrant, "The device code was already used.")
 		case login.Confirmed:
-			return h.deliver(ctx, cl, sess, now)
+			return h.deliver(ctx, cl, sess, ip, now)
 		}
 		var verdict error
 		_, err = h.store.UpdateSession(ctx, sess.ID, func(s *login.Session) error {
@@ -374,10 +386,10 @@ func (h *Handler) deviceToken(ctx context.Context, cl store.Client, form url.Val
 	return TokenResponse{}, errors.New("device code kept changing state")
 }
 
-// deliver hands out the tokens of a confirmed session, exactly once: the
-// session's move to consumed and the refresh token are stored in one
-// transaction (store.DeliverSession).
-func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Session, now time.Time) (TokenResponse, error) {
+// deliver hands out the tokens of a confirmed session to the client at
+// ip, exactly once: the session's move to consumed and the refresh token
+// are stored in one transaction (store.DeliverSession).
+func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Session, ip string, now time.Time) (TokenResponse, error) {
 	u, err := h.store.User(ctx, sess.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return TokenResponse{}, badRequest(errAccessDenied, "The account that confirmed no longer exists.")
@@ -414,6 +426,14 @@ func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Sessi
 	if h.hub != nil {
 		h.hub.Publish(sess.ID)
 	}
+	// The sign-in is its refresh family; without one, the session.
+	device := rt.FamilyID
+	if device == "" {
+		device = sess.ID
+	}
+	h.audit.Record(ctx, audit.Entry{Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
+		DeviceID: device, Device: sess.Device.Name, IP: ip,
+		Detail: map[string]string{"client_id": cl.ID, "scope": sess.Scope, "session_id": sess.ID}})
 	resp.RefreshToken = refreshTok
 	return resp, nil
 }
@@ -475,6 +495,7 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 	case errors.Is(err, store.ErrTokenReused):
 		h.log.WarnContext(ctx, "refresh token reused; its sign-in was revoked",
 			"user_id", old.UserID, "client_id", cl.ID, "client_ip", c.ClientIP())
+		h.recordReuse(ctx, c.ClientIP(), cl, old)
 		return TokenResponse{}, invalid
 	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):
 		return TokenResponse{}, invalid
@@ -498,6 +519,17 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 	}
 	resp.RefreshToken = next
 	return resp, nil
+}
+
+// recordReuse records that client cl at ip presented old, a refresh
+// token already rotated, and that its sign-in was ended for it.
+func (h *Handler) recordReuse(ctx context.Context, ip string, cl store.Client, old store.RefreshToken) {
+	e := audit.Entry{Event: audit.RefreshReuse, UserID: old.UserID, DeviceID: old.FamilyID, IP: ip,
+		Detail: map[string]string{"kind": string(old.Kind), "client_id": cl.ID}}
+	if u, err := h.store.User(ctx, old.UserID); err == nil {
+		e.Username = u.Username
+	}
+	h.audit.Record(ctx, e)
 }
 
 // revoke is RFC 7009. A refresh token of the calling client is revoked

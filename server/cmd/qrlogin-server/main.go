@@ -151,6 +151,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.LimitLookup, "limit-lookup", cfg.LimitLookup, "user-code look-ups per minute per client IP (0: off)")
 	fs.IntVar(&cfg.HashConcurrency, "hash-concurrency", cfg.HashConcurrency, "password hashes computed at once (about 19 MiB each)")
 	fs.DurationVar(&cfg.DeviceInterval, "device-interval", cfg.DeviceInterval, "how often OAuth apps may poll the token endpoint (RFC 8628 interval)")
+	fs.DurationVar(&cfg.AuditRetention, "audit-retention", cfg.AuditRetention, "how long audit log entries are kept (qrlogin-server audit shows them)")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", cfg.MaxWaiters, "waits (long-polls and event streams) held at once; more are answered 503")
 	fs.BoolVar(&cfg.Demo, "demo", false, "if there are no users, create demo accounts alice and bob (never in production)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
