@@ -92,7 +92,7 @@ func (s *accounts) authenticate(c *gin.Context, via string) (store.User, bool) {
 // username's length) and, if there is such a user, their id. Never the
 // password.
 func (s *accounts) recordFailure(c *gin.Context, username, via string) {
-	e := audit.Entry{Event: audit.PasswordSignInFailed, Username: cleanField(username, account.MaxUsername),
+	e := audit.Entry{Time: s.now(), Event: audit.PasswordSignInFailed, Username: cleanField(username, account.MaxUsername),
 		IP: c.ClientIP(), Detail: map[string]string{"via": via, "reason": "unknown_user"}}
 	if u, err := s.store.UserByUsername(c.Request.Context(), username); err == nil {
 		e.UserID, e.Username, e.Detail["reason"] = u.ID, u.Username, "wrong_password"
@@ -102,7 +102,7 @@ func (s *accounts) recordFailure(c *gin.Context, username, via string) {
 
 // recordSignIn records u's password sign-in via, the sign-in familyID.
 func (s *accounts) recordSignIn(c *gin.Context, u store.User, familyID, via string) {
-	e := userEntry(c, audit.PasswordSignIn, u)
+	e := userEntry(c, s.now(), audit.PasswordSignIn, u)
 	e.DeviceID, e.Detail = familyID, map[string]string{"via": via}
 	s.audit.Record(c.Request.Context(), e)
 }
@@ -165,7 +165,7 @@ func (s *accounts) refresh(c *gin.Context) {
 	case errors.Is(err, store.ErrTokenReused):
 		s.log.WarnContext(ctx, "refresh token reused; its sign-in was revoked",
 			"user_id", old.UserID, "client_ip", c.ClientIP())
-		recordReuse(c, s.audit, s.store, old)
+		recordReuse(c, now, s.audit, s.store, old)
 		s.writeError(c, invalid)
 		return
 	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):

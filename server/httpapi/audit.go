@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -20,17 +21,17 @@ const (
 	viaPhonePage = "phone_page" // POST /api/v1/auth/cookie
 )
 
-// userEntry is an entry of event about u, made by the client of c.
-func userEntry(c *gin.Context, event audit.Event, u store.User) audit.Entry {
-	return audit.Entry{Event: event, UserID: u.ID, Username: u.Username, IP: c.ClientIP()}
+// userEntry is an entry of event about u, made at now by the client of c.
+func userEntry(c *gin.Context, now time.Time, event audit.Event, u store.User) audit.Entry {
+	return audit.Entry{Time: now, Event: event, UserID: u.ID, Username: u.Username, IP: c.ClientIP()}
 }
 
 // recordReuse records that the refresh token old came back after it was
 // rotated, and that its sign-in was ended for it.
-func recordReuse(c *gin.Context, rec recorder, users interface {
+func recordReuse(c *gin.Context, now time.Time, rec recorder, users interface {
 	User(ctx context.Context, id string) (store.User, error)
 }, old store.RefreshToken) {
-	e := audit.Entry{Event: audit.RefreshReuse, UserID: old.UserID, DeviceID: old.FamilyID, IP: c.ClientIP(),
+	e := audit.Entry{Time: now, Event: audit.RefreshReuse, UserID: old.UserID, DeviceID: old.FamilyID, IP: c.ClientIP(),
 		Detail: map[string]string{"kind": string(old.Kind)}}
 	if old.ClientID != "" {
 		e.Detail["client_id"] = old.ClientID

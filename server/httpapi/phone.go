@@ -175,7 +175,7 @@ func (s *phoneSessions) record(c *gin.Context, a phoneAction, u store.User, sess
 	if a == cancel {
 		ev = audit.SessionCancelled
 	}
-	e := userEntry(c, ev, u)
+	e := userEntry(c, s.now(), ev, u)
 	e.DeviceID, e.Device = sess.ID, sess.Device.Name
 	e.Detail = map[string]string{"desktop_ip": sess.Device.IP}
 	if sess.ClientID != "" {

@@ -248,7 +248,7 @@ func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, ip st
 		return 0, nil, err
 	}
 	s.hub.Publish(sess.ID)
-	s.audit.Record(ctx, audit.Entry{Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
+	s.audit.Record(ctx, audit.Entry{Time: now, Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
 		DeviceID: rt.FamilyID, Device: sess.Device.Name, IP: ip, Detail: map[string]string{"session_id": sess.ID}})
 	resp := statusResponse(saved, login.Confirmed)
 	tokens := s.mint.pair(access, refresh)

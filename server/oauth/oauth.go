@@ -431,7 +431,7 @@ func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Sessi
 	if device == "" {
 		device = sess.ID
 	}
-	h.audit.Record(ctx, audit.Entry{Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
+	h.audit.Record(ctx, audit.Entry{Time: now, Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
 		DeviceID: device, Device: sess.Device.Name, IP: ip,
 		Detail: map[string]string{"client_id": cl.ID, "scope": sess.Scope, "session_id": sess.ID}})
 	resp.RefreshToken = refreshTok
@@ -524,7 +524,7 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 // recordReuse records that client cl at ip presented old, a refresh
 // token already rotated, and that its sign-in was ended for it.
 func (h *Handler) recordReuse(ctx context.Context, ip string, cl store.Client, old store.RefreshToken) {
-	e := audit.Entry{Event: audit.RefreshReuse, UserID: old.UserID, DeviceID: old.FamilyID, IP: ip,
+	e := audit.Entry{Time: h.now(), Event: audit.RefreshReuse, UserID: old.UserID, DeviceID: old.FamilyID, IP: ip,
 		Detail: map[string]string{"kind": string(old.Kind), "client_id": cl.ID}}
 	if u, err := h.store.User(ctx, old.UserID); err == nil {
 		e.Username = u.Username
