@@ -157,10 +157,12 @@ func (s *phoneSessions) phoneTransition(a phoneAction) gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		s.hub.Publish(id)
+		// Recorded before the desktop wakes, so that the log has the
+		// confirm before the delivery it allows.
 		if a != scan {
 			s.record(c, a, u, saved)
 		}
+		s.hub.Publish(id)
 		if a == scan {
 			s.writePhoneView(c, saved)
 			return
