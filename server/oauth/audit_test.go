@@ -43,7 +43,7 @@ func TestAuditTokenEndpoint(t *testing.T) {
 		t.Fatalf("a delivery recorded %d entries, want 1: %+v", len(es), es)
 	}
 	delivered := audit.Entry{ID: es[0].ID, Time: e.clock.Now().UTC(), Event: audit.TokensDelivered, UserID: e.user.ID, Username: "alice",
-		DeviceID: stored.FamilyID, IP: "192.0.2.1", // no proxy is trusted
+		DeviceID: stored.FamilyID, Device: "Notes CLI", IP: "192.0.2.1", // no proxy is trusted
 		Detail: map[string]string{"client_id": "cli", "scope": "openid offline_access", "session_id": e.sessionOf(t, da)}}
 	if !reflect.DeepEqual(es[0], delivered) {
 		t.Errorf("delivery:\n got %+v\nwant %+v", es[0], delivered)
@@ -77,5 +77,20 @@ func TestAuditTokenEndpoint(t *testing.T) {
 		if strings.Contains(string(all), secret) {
 			t.Errorf("an audit entry holds a secret: %s", all)
 		}
+	}
+}
+
+// Without offline_access there is no refresh family: the delivery names
+// the login session.
+func TestAuditDeliveryWithoutRefreshToken(t *testing.T) {
+	e := newEnv(t, nil)
+	da := e.authorize(t, "cli", "openid")
+	e.phone(t, da, true)
+	if r := e.do(t, req{path: oauth.PathToken, form: poll("cli", da.DeviceCode)}); r.status != 200 {
+		t.Fatalf("token: %d %v", r.status, r.body)
+	}
+	es := e.entries(t, 0)
+	if len(es) != 1 || es[0].Event != audit.TokensDelivered || es[0].DeviceID != e.sessionOf(t, da) || es[0].Detail["scope"] != "openid" {
+		t.Errorf("delivery without a refresh token recorded %+v", es)
 	}
 }

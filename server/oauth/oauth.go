@@ -426,13 +426,17 @@ func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Sessi
 	if h.hub != nil {
 		h.hub.Publish(sess.ID)
 	}
-	// The sign-in is its refresh family; without one, the session.
-	device := rt.FamilyID
+	// The sign-in is its refresh family; without one, the session. An
+	// app's device reports no name: the app's registered name stands in.
+	device, name := rt.FamilyID, sess.Device.Name
 	if device == "" {
 		device = sess.ID
 	}
+	if name == "" {
+		name = cl.Name
+	}
 	h.audit.Record(ctx, audit.Entry{Time: now, Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
-		DeviceID: device, Device: sess.Device.Name, IP: ip,
+		DeviceID: device, Device: name, IP: ip,
 		Detail: map[string]string{"client_id": cl.ID, "scope": sess.Scope, "session_id": sess.ID}})
 	resp.RefreshToken = refreshTok
 	return resp, nil
