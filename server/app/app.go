@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/httpapi"
 	"github.com/qrlogin/qrlogin/server/lanaddr"
@@ -77,6 +78,9 @@ type Config struct {
 	// listener of their own; empty (the default) serves none, so metrics
 	// are never public by accident.
 	MetricsAddr string
+	// AuditRetention is how long audit log entries are kept; the sweeper
+	// removes older ones.
+	AuditRetention time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -99,6 +103,7 @@ func DefaultConfig() Config {
 		SweepInterval:   time.Minute,
 		KeyReload:       time.Minute,
 		DeviceInterval:  oauth.DefaultInterval,
+		AuditRetention:  90 * 24 * time.Hour,
 	}
 }
 
@@ -120,7 +125,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for name, d := range map[string]time.Duration{"session-ttl": c.SessionTTL, "access-ttl": c.AccessTTL, "refresh-ttl": c.RefreshTTL,
-		"refresh-max-age": c.RefreshMaxAge} {
+		"refresh-max-age": c.RefreshMaxAge, "audit-retention": c.AuditRetention} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %v must be positive", name, d))
 		}
@@ -173,6 +178,7 @@ type App struct {
 	log      *slog.Logger
 	store    store.Store
 	accounts *account.Service
+	audit    *audit.Recorder
 	hub      *notify.Hub
 	keys     *keyRing
 	api      *httpapi.Server
@@ -233,7 +239,8 @@ func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
 func (a *App) init(ctx context.Context) error {
 	cfg := a.cfg
 	var err error
-	a.keys, err = newKeyRing(ctx, a.store, auth.IssuerConfig{
+	a.audit = audit.NewRecorder(a.store, a.log, cfg.Now)
+	a.keys, err = newKeyRing(ctx, firstKeyRecorder{Store: a.store, audit: a.audit}, auth.IssuerConfig{
 		Issuer: "qrlogin", Audience: "qrlogin", TTL: cfg.AccessTTL, Now: cfg.Now,
 	}, a.log)
 	if err != nil {
@@ -300,7 +307,7 @@ func (a *App) init(ctx context.Context) error {
 		Interval:   cfg.DeviceInterval,
 		Refresh:    refresh.Policy{TTL: cfg.RefreshTTL, MaxAge: cfg.RefreshMaxAge},
 		Now:        cfg.Now,
-	}, oauth.Deps{Store: a.store, Tokens: a.keys, Hub: a.hub, Create: limits.Create, Log: a.log, Metrics: oauthMetrics})
+	}, oauth.Deps{Store: a.store, Tokens: a.keys, Hub: a.hub, Create: limits.Create, Log: a.log, Metrics: oauthMetrics, Audit: a.audit})
 	a.api, err = httpapi.New(httpapi.Config{
 		PublicURL:      a.url,
 		SessionTTL:     cfg.SessionTTL,
@@ -319,6 +326,7 @@ func (a *App) init(ctx context.Context) error {
 		Log:      a.log,
 		Extra:    []httpapi.Mounter{oauthHandler},
 		Metrics:  apiMetrics,
+		Audit:    a.audit,
 	})
 	if err != nil {
 		return fmt.Errorf("build HTTP API: %w", err)
@@ -491,9 +499,9 @@ func (a *App) Close() error {
 	return a.store.Close()
 }
 
-// sweep deletes sessions that ended more than login.Retention ago and
-// refresh tokens past their expiry, so lookups stay cheap and old data
-// does not pile up.
+// sweep deletes sessions that ended more than login.Retention ago,
+// refresh tokens past their expiry and audit entries older than
+// AuditRetention, so lookups stay cheap and old data does not pile up.
 func (a *App) sweep(ctx context.Context) {
 	t := time.NewTicker(a.cfg.SweepInterval)
 	defer t.Stop()
@@ -521,8 +529,12 @@ func (a *App) sweep(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("sweep refresh tokens", "err", err)
 		}
-		if n+m > 0 {
-			a.log.Debug("swept", "sessions", n, "refresh_tokens", m)
+		k, err := a.store.DeleteAuditBefore(ctx, now.Add(-a.cfg.AuditRetention))
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("sweep audit log", "err", err)
+		}
+		if n+m+k > 0 {
+			a.log.Debug("swept", "sessions", n, "refresh_tokens", m, "audit_entries", k)
 		}
 	}
 }

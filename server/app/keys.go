@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/store"
 )
@@ -227,4 +228,24 @@ func (k fixedKeys) SigningKeys(context.Context) ([]store.SigningKey, error) { re
 
 func (k fixedKeys) CreateSigningKey(context.Context, store.SigningKey) error {
 	return errors.New("the loaded key set is read-only")
+}
+
+// firstKeyRecorder is the store as the key ring sees it: a server's first
+// start stores the first signing key (auth.NewIssuer), and that is
+// recorded in the audit log like a rotation.
+type firstKeyRecorder struct {
+	store.Store
+	audit interface {
+		Record(ctx context.Context, e audit.Entry)
+	}
+}
+
+// CreateSigningKey stores k and records it.
+func (s firstKeyRecorder) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+	if err := s.Store.CreateSigningKey(ctx, k); err != nil {
+		return err
+	}
+	s.audit.Record(ctx, audit.Entry{Event: audit.KeyRotated,
+		Detail: map[string]string{"kid": k.ID, "signs_from": k.CreatedAt.UTC().Format(time.RFC3339), "by": "first start"}})
+	return nil
 }

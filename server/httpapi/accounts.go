@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
@@ -26,6 +27,7 @@ type accounts struct {
 	now   func() time.Time
 	store interface {
 		User(ctx context.Context, id string) (store.User, error)
+		UserByUsername(ctx context.Context, username string) (store.User, error)
 		CreateRefreshToken(ctx context.Context, rt store.RefreshToken) error
 		UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*store.RefreshToken) (*store.RefreshToken, error)) (store.RefreshToken, error)
 		RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
@@ -36,6 +38,7 @@ type accounts struct {
 	cookie  phoneCookie
 	metrics Metrics
 	limits  Limits // Login and LoginUser
+	audit   recorder
 }
 
 // Mount adds the /auth endpoints and /me.
@@ -49,8 +52,9 @@ func (s *accounts) Mount(r gin.IRouter) {
 	r.GET("/me", s.auth.requireAnyUser, s.me)
 }
 
-// authenticate checks a password sign-in under the rate limits.
-func (s *accounts) authenticate(c *gin.Context) (store.User, bool) {
+// authenticate checks a password sign-in under the rate limits. A wrong
+// username or password is recorded as a failed sign-in made via.
+func (s *accounts) authenticate(c *gin.Context, via string) (store.User, bool) {
 	var req api.LoginRequest
 	if err := decodeJSON(c, &req, false); err != nil {
 		s.writeError(c, err)
@@ -80,6 +84,7 @@ func (s *accounts) authenticate(c *gin.Context) (store.User, bool) {
 		s.metrics.SignIn(true)
 	case errors.Is(err, account.ErrInvalidCredentials):
 		s.metrics.SignIn(false)
+		s.recordFailure(c, req.Username, via)
 	}
 	if err != nil {
 		s.writeError(c, err)
@@ -88,34 +93,55 @@ func (s *accounts) authenticate(c *gin.Context) (store.User, bool) {
 	return u, true
 }
 
+// recordFailure records a failed password sign-in as username (cut to a
+// username's length) and, if there is such a user, their id. Never the
+// password.
+func (s *accounts) recordFailure(c *gin.Context, username, via string) {
+	e := audit.Entry{Time: s.now(), Event: audit.PasswordSignInFailed, Username: cleanField(username, account.MaxUsername),
+		IP: c.ClientIP(), Detail: map[string]string{"via": via, "reason": "unknown_user"}}
+	if u, err := s.store.UserByUsername(c.Request.Context(), username); err == nil {
+		e.UserID, e.Username, e.Detail["reason"] = u.ID, u.Username, "wrong_password"
+	}
+	s.audit.Record(c.Request.Context(), e)
+}
+
+// recordSignIn records u's password sign-in via, the sign-in familyID.
+func (s *accounts) recordSignIn(c *gin.Context, u store.User, familyID, via string) {
+	e := userEntry(c, s.now(), audit.PasswordSignIn, u)
+	e.DeviceID, e.Detail = familyID, map[string]string{"via": via}
+	s.audit.Record(c.Request.Context(), e)
+}
+
 func (s *accounts) login(c *gin.Context) {
-	u, ok := s.authenticate(c)
+	u, ok := s.authenticate(c, viaAPI)
 	if !ok {
 		return
 	}
-	tokens, err := s.issueTokens(c, u, auth.AMRPassword)
+	tokens, familyID, err := s.issueTokens(c, u, auth.AMRPassword)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
+	s.recordSignIn(c, u, familyID, viaAPI)
 	c.JSON(http.StatusOK, api.LoginResponse{Tokens: tokens, User: apiUser(u)})
 }
 
 // issueTokens signs an access token and stores the first refresh token of
-// a new sign-in made with method amr.
-func (s *accounts) issueTokens(c *gin.Context, u store.User, amr string) (api.Tokens, error) {
+// a new sign-in made with method amr; it returns the tokens and the
+// sign-in's refresh family.
+func (s *accounts) issueTokens(c *gin.Context, u store.User, amr string) (api.Tokens, string, error) {
 	access, err := s.mint.access(u.ID, amr)
 	if err != nil {
-		return api.Tokens{}, err
+		return api.Tokens{}, "", err
 	}
 	refresh, rt, err := s.mint.refresh(u.ID, amr)
 	if err != nil {
-		return api.Tokens{}, err
+		return api.Tokens{}, "", err
 	}
 	if err := s.store.CreateRefreshToken(c.Request.Context(), rt); err != nil {
-		return api.Tokens{}, fmt.Errorf("store refresh token: %w", err)
+		return api.Tokens{}, "", fmt.Errorf("store refresh token: %w", err)
 	}
-	return s.mint.pair(access, refresh), nil
+	return s.mint.pair(access, refresh), rt.FamilyID, nil
 }
 
 func (s *accounts) refresh(c *gin.Context) {
@@ -145,6 +171,7 @@ func (s *accounts) refresh(c *gin.Context) {
 		s.metrics.RefreshReused()
 		s.log.WarnContext(ctx, "refresh token reused; its sign-in was revoked",
 			"user_id", old.UserID, "client_ip", c.ClientIP())
+		recordReuse(c, now, s.audit, s.store, old)
 		s.writeError(c, invalid)
 		return
 	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):
@@ -215,7 +242,7 @@ func (s *accounts) logoutAll(c *gin.Context) {
 }
 
 func (s *accounts) cookieLogin(c *gin.Context) {
-	u, ok := s.authenticate(c)
+	u, ok := s.authenticate(c, viaPhonePage)
 	if !ok {
 		return
 	}
@@ -228,6 +255,7 @@ func (s *accounts) cookieLogin(c *gin.Context) {
 		s.writeError(c, fmt.Errorf("store phone session: %w", err))
 		return
 	}
+	s.recordSignIn(c, u, rt.FamilyID, viaPhonePage)
 	s.cookie.set(c, tok, int(rt.ExpiresAt.Sub(rt.CreatedAt).Seconds()))
 	c.JSON(http.StatusOK, gin.H{"user": apiUser(u)})
 }

@@ -106,7 +106,7 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 	// report sends sess's status (or tokens) unless always is false and
 	// the status did not change. It returns false when the stream is over.
 	report := func(sess login.Session, always bool) bool {
-		_, body, err := s.pollAnswer(ctx, sess)
+		_, body, err := s.pollAnswer(ctx, sess, c.ClientIP())
 		if err != nil {
 			s.streamError(c, pd, err)
 			return false

@@ -213,7 +213,7 @@ func (s *desktopSessions) reload(c *gin.Context, id string) (login.Session, bool
 
 // answerPoll answers a status poll with the session as read.
 func (s *desktopSessions) answerPoll(c *gin.Context, sess login.Session) {
-	status, body, err := s.pollAnswer(c.Request.Context(), sess)
+	status, body, err := s.pollAnswer(c.Request.Context(), sess, c.ClientIP())
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -222,8 +222,9 @@ func (s *desktopSessions) answerPoll(c *gin.Context, sess login.Session) {
 }
 
 // pollAnswer is the answer to a status poll or the data of a status
-// event: the status, or the tokens of a confirmed session.
-func (s *desktopSessions) pollAnswer(ctx context.Context, sess login.Session) (int, any, error) {
+// event: the status, or the tokens of a confirmed session for the desktop
+// at ip.
+func (s *desktopSessions) pollAnswer(ctx context.Context, sess login.Session, ip string) (int, any, error) {
 	now := s.now()
 	switch st := sess.StatusAt(now); st {
 	case login.Consumed:
@@ -239,7 +240,7 @@ func (s *desktopSessions) pollAnswer(ctx context.Context, sess login.Session) (i
 			// rather than hand them to a closed connection.
 			return 0, nil, err
 		}
-		return s.deliver(ctx, sess, now)
+		return s.deliver(ctx, sess, ip, now)
 	default:
 		return http.StatusOK, statusResponse(sess, st), nil
 	}

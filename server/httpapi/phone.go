@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/lanaddr"
 	"github.com/qrlogin/qrlogin/server/login"
@@ -35,6 +36,7 @@ type phoneSessions struct {
 	metrics Metrics
 	net     proxies // to tell where phone and desktop are
 	lookup  Limiter // user-code look-ups per client
+	audit   recorder
 }
 
 // Mount adds the phone's login-session endpoints.
@@ -163,6 +165,11 @@ func (s *phoneSessions) phoneTransition(a phoneAction) gin.HandlerFunc {
 		case cancel:
 			s.metrics.SessionCancelled()
 		}
+		// Recorded before the desktop wakes, so that the log has the
+		// confirm before the delivery it allows.
+		if a != scan {
+			s.record(c, a, u, saved)
+		}
 		s.hub.Publish(id)
 		if a == scan {
 			s.writePhoneView(c, saved)
@@ -170,4 +177,19 @@ func (s *phoneSessions) phoneTransition(a phoneAction) gin.HandlerFunc {
 		}
 		c.JSON(http.StatusOK, api.StatusResponse{Status: publicStatus(saved.Status)})
 	}
+}
+
+// record records the phone's confirm or cancel of sess by u.
+func (s *phoneSessions) record(c *gin.Context, a phoneAction, u store.User, sess login.Session) {
+	ev := audit.SessionConfirmed
+	if a == cancel {
+		ev = audit.SessionCancelled
+	}
+	e := userEntry(c, s.now(), ev, u)
+	e.DeviceID, e.Device = sess.ID, sess.Device.Name
+	e.Detail = map[string]string{"desktop_ip": sess.Device.IP}
+	if sess.ClientID != "" {
+		e.Detail["client_id"] = sess.ClientID
+	}
+	s.audit.Record(c.Request.Context(), e)
 }

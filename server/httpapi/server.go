@@ -22,6 +22,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/qrpng"
@@ -159,6 +161,11 @@ type Deps struct {
 	Extra []Mounter
 	// Metrics receives what the server measures; nil measures nothing.
 	Metrics Metrics
+	// Audit records security events (audit.Recorder); nil records
+	// nothing (audit.Discard).
+	Audit interface {
+		Record(ctx context.Context, e audit.Entry)
+	}
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -193,6 +200,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.Metrics == nil {
 		d.Metrics = noMetrics{}
+	}
+	if d.Audit == nil {
+		d.Audit = audit.Discard{}
 	}
 	clockNow := cfg.Now
 	now := func() time.Time { return clockNow().UTC() }
@@ -250,6 +260,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ttl:         cfg.SessionTTL,
 		ping:        cfg.PingInterval,
 		pings:       &pingWheel{},
+		audit:       d.Audit,
 	}).Mount(v1)
 	(&phoneSessions{
 		errorWriter: errs,
@@ -260,6 +271,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		metrics:     d.Metrics,
 		net:         proxies,
 		lookup:      d.Limits.Lookup,
+		audit:       d.Audit,
 	}).Mount(v1)
 	(&accounts{
 		errorWriter: errs,
@@ -272,6 +284,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cookie:      s.cookie,
 		metrics:     d.Metrics,
 		limits:      d.Limits,
+		audit:       d.Audit,
 	}).Mount(v1)
 	pages{errorWriter: errs}.Mount(r)
 	for _, m := range d.Extra {

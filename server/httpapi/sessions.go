@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/notify"
@@ -57,6 +58,7 @@ type desktopSessions struct {
 	create  Limiter // new sessions per client
 	qr      *qrpng.Encoder
 	pings   *pingWheel // shared by every stream's pings
+	audit   recorder
 
 	publicURL string
 	ttl       time.Duration // a session's life
@@ -224,10 +226,10 @@ func (s *desktopSessions) sessionStatus(c *gin.Context) {
 	s.holdPoll(c, after, time.Now().Add(time.Duration(wait)*time.Second))
 }
 
-// deliver hands the tokens of a confirmed session to the desktop. The
+// deliver hands the tokens of a confirmed session to the desktop at ip. The
 // status change and the refresh token are saved in one transaction, so of
 // any number of concurrent polls exactly one gets tokens.
-func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, now time.Time) (int, any, error) {
+func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, ip string, now time.Time) (int, any, error) {
 	u, err := s.store.User(ctx, sess.UserID)
 	if err != nil {
 		return 0, nil, fmt.Errorf("load confirming user: %w", err)
@@ -251,6 +253,8 @@ func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, now t
 	if !saved.ConfirmedAt.IsZero() { // zero for sessions confirmed before it was recorded
 		s.metrics.NoticeLatency(now.Sub(saved.ConfirmedAt))
 	}
+	s.audit.Record(ctx, audit.Entry{Time: now, Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
+		DeviceID: rt.FamilyID, Device: sess.Device.Name, IP: ip, Detail: map[string]string{"session_id": sess.ID}})
 	resp := statusResponse(saved, login.Confirmed)
 	tokens := s.mint.pair(access, refresh)
 	user := apiUser(u)

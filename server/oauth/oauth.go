@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
@@ -85,6 +86,11 @@ type Deps struct {
 	// Metrics counts new device authorizations and refresh-token reuse
 	// (metrics.Metrics); nil counts nothing.
 	Metrics Metrics
+	// Audit records deliveries and refresh-token reuse (audit.Recorder);
+	// nil records nothing.
+	Audit interface {
+		Record(ctx context.Context, e audit.Entry)
+	}
 }
 
 // Metrics receives what the endpoints count.
@@ -110,6 +116,9 @@ type Handler struct {
 	create  Limiter
 	log     *slog.Logger
 	metrics Metrics
+	audit   interface {
+		Record(ctx context.Context, e audit.Entry)
+	}
 }
 
 // New returns the endpoints over d.
@@ -129,7 +138,10 @@ func New(cfg Config, d Deps) *Handler {
 	if d.Metrics == nil {
 		d.Metrics = noMetrics{}
 	}
-	return &Handler{cfg: cfg, store: d.Store, tokens: d.Tokens, hub: d.Hub, create: d.Create, log: log, metrics: d.Metrics}
+	if d.Audit == nil {
+		d.Audit = audit.Discard{}
+	}
+	return &Handler{cfg: cfg, store: d.Store, tokens: d.Tokens, hub: d.Hub, create: d.Create, log: log, metrics: d.Metrics, audit: d.Audit}
 }
 
 // The endpoint paths, under the public URL.
@@ -316,7 +328,7 @@ func (h *Handler) token(c *gin.Context) {
 	)
 	switch gt := form.Get("grant_type"); gt {
 	case DeviceGrantType:
-		resp, err = h.deviceToken(ctx, cl, form)
+		resp, err = h.deviceToken(ctx, cl, form, c.ClientIP())
 	case "refresh_token":
 		resp, err = h.refreshToken(ctx, c, cl, form)
 	case "":
@@ -339,7 +351,7 @@ var errMoved = errors.New("login session changed meanwhile")
 // slow_down ever hides them, and a confirmed session delivers at once,
 // however soon after the last poll: a client told by the event stream or
 // a long-poll that the phone confirmed must not be made to wait.
-func (h *Handler) deviceToken(ctx context.Context, cl store.Client, form url.Values) (TokenResponse, error) {
+func (h *Handler) deviceToken(ctx context.Context, cl store.Client, form url.Values, ip string) (TokenResponse, error) {
 	code := form.Get("device_code")
 	if code == "" {
 		return TokenResponse{}, badRequest(errInvalidRequest, "device_code is required.")
@@ -371,7 +383,7 @@ func (h *Handler) deviceToken(ctx context.Context, cl store.Client, form url.Val
 		case login.Consumed:
 			return TokenResponse{}, badRequest(errInvalidGrant, "The device code was already used.")
 		case login.Confirmed:
-			return h.deliver(ctx, cl, sess, now)
+			return h.deliver(ctx, cl, sess, ip, now)
 		}
 		var verdict error
 		_, err = h.store.UpdateSession(ctx, sess.ID, func(s *login.Session) error {
@@ -394,10 +406,10 @@ func (h *Handler) deviceToken(ctx context.Context, cl store.Client, form url.Val
 	return TokenResponse{}, errors.New("device code kept changing state")
 }
 
-// deliver hands out the tokens of a confirmed session, exactly once: the
-// session's move to consumed and the refresh token are stored in one
-// transaction (store.DeliverSession).
-func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Session, now time.Time) (TokenResponse, error) {
+// deliver hands out the tokens of a confirmed session to the client at
+// ip, exactly once: the session's move to consumed and the refresh token
+// are stored in one transaction (store.DeliverSession).
+func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Session, ip string, now time.Time) (TokenResponse, error) {
 	u, err := h.store.User(ctx, sess.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return TokenResponse{}, badRequest(errAccessDenied, "The account that confirmed no longer exists.")
@@ -434,6 +446,18 @@ func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Sessi
 	if h.hub != nil {
 		h.hub.Publish(sess.ID)
 	}
+	// The sign-in is its refresh family; without one, the session. An
+	// app's device reports no name: the app's registered name stands in.
+	device, name := rt.FamilyID, sess.Device.Name
+	if device == "" {
+		device = sess.ID
+	}
+	if name == "" {
+		name = cl.Name
+	}
+	h.audit.Record(ctx, audit.Entry{Time: now, Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
+		DeviceID: device, Device: name, IP: ip,
+		Detail: map[string]string{"client_id": cl.ID, "scope": sess.Scope, "session_id": sess.ID}})
 	resp.RefreshToken = refreshTok
 	return resp, nil
 }
@@ -496,6 +520,7 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 		h.metrics.RefreshReused()
 		h.log.WarnContext(ctx, "refresh token reused; its sign-in was revoked",
 			"user_id", old.UserID, "client_id", cl.ID, "client_ip", c.ClientIP())
+		h.recordReuse(ctx, c.ClientIP(), cl, old)
 		return TokenResponse{}, invalid
 	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):
 		return TokenResponse{}, invalid
@@ -519,6 +544,17 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 	}
 	resp.RefreshToken = next
 	return resp, nil
+}
+
+// recordReuse records that client cl at ip presented old, a refresh
+// token already rotated, and that its sign-in was ended for it.
+func (h *Handler) recordReuse(ctx context.Context, ip string, cl store.Client, old store.RefreshToken) {
+	e := audit.Entry{Time: h.now(), Event: audit.RefreshReuse, UserID: old.UserID, DeviceID: old.FamilyID, IP: ip,
+		Detail: map[string]string{"kind": string(old.Kind), "client_id": cl.ID}}
+	if u, err := h.store.User(ctx, old.UserID); err == nil {
+		e.Username = u.Username
+	}
+	h.audit.Record(ctx, e)
 }
 
 // revoke is RFC 7009. A refresh token of the calling client is revoked

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/httpapi"
 	"github.com/qrlogin/qrlogin/server/login"
@@ -63,7 +64,7 @@ func newEnv(t testing.TB, create oauth.Limiter) *env {
 	}
 	policy := refresh.Policy{TTL: 24 * time.Hour, MaxAge: 72 * time.Hour}
 	o := oauth.New(oauth.Config{PublicURL: publicURL, SessionTTL: 2 * time.Minute, Refresh: policy, Now: clk.Now},
-		oauth.Deps{Store: st, Tokens: iss, Create: create})
+		oauth.Deps{Store: st, Tokens: iss, Create: create, Audit: audit.NewRecorder(st, nil, clk.Now)})
 	srv, err := httpapi.New(httpapi.Config{PublicURL: publicURL, SessionTTL: 2 * time.Minute, RefreshTTL: policy.TTL, RefreshMaxAge: policy.MaxAge, Now: clk.Now},
 		httpapi.Deps{Store: st, Accounts: accounts, Tokens: iss, Extra: []httpapi.Mounter{o}})
 	if err != nil {

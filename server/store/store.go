@@ -1,5 +1,6 @@
 // Package store defines the storage contract of the qrlogin server: users,
-// login sessions, refresh tokens and signing keys. Backends live in
+// login sessions, refresh tokens, signing keys, OAuth clients and the audit
+// log. Backends live in
 // sub-packages (sqlite) and all run the conformance suite in storetest.
 package store
 
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
 )
@@ -62,6 +64,14 @@ type SigningKey struct {
 	ID         string // the JWT "kid"
 	PrivateKey []byte // ed25519.PrivateKey (64 bytes)
 	CreatedAt  time.Time
+}
+
+// AuditQuery selects audit entries. Entries come oldest first (by id).
+type AuditQuery struct {
+	UserID  string    // only this user's entries; every user's when empty
+	Since   time.Time // only entries at or after it; all when zero
+	AfterID int64     // only entries with a larger id: the next page
+	Limit   int       // at most this many (the first of those selected); all when 0
 }
 
 // Store is the whole storage contract. Implementations are safe for
@@ -141,6 +151,11 @@ type Store interface {
 	RefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)
 	// DeleteExpiredRefreshTokens removes tokens that expired before cutoff.
 	DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int, error)
+	// RefreshTokens returns up to limit stored tokens and phone cookies in
+	// whatever state (used and revoked ones too), ordered by id in byte
+	// order, starting after the id afterID ("" for the first page); every
+	// one when limit is 0. It is for copying a store (store copy).
+	RefreshTokens(ctx context.Context, afterID string, limit int) ([]RefreshToken, error)
 
 	// SigningKeys returns every stored signing key, newest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
@@ -161,6 +176,18 @@ type Store interface {
 	// every refresh token issued to it, so a client registered again
 	// under the same id inherits nothing; ErrNotFound if there is none.
 	DeleteClient(ctx context.Context, id string) error
+
+	// AppendAudit adds an entry to the audit log. A zero e.ID is assigned
+	// by the store, above every id it ever assigned; a non-zero one (an
+	// entry copied from another store) is kept, and ErrConflict if taken.
+	// Times are kept to the microsecond.
+	AppendAudit(ctx context.Context, e audit.Entry) error
+	// AuditEntries returns the entries q selects, oldest first (by id). An
+	// entry without detail has a nil Detail.
+	AuditEntries(ctx context.Context, q AuditQuery) ([]audit.Entry, error)
+	// DeleteAuditBefore removes the entries older than cutoff and returns
+	// how many it removed.
+	DeleteAuditBefore(ctx context.Context, cutoff time.Time) (int, error)
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

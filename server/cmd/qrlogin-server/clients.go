@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/app"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/oauth"
 	"github.com/qrlogin/qrlogin/server/store"
 )
@@ -72,6 +73,7 @@ func clientCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	defer st.Close()
+	rec := cliRecorder(st, stderr)
 
 	switch sub {
 	case "add":
@@ -84,6 +86,9 @@ func clientCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if !c.Public() {
 			kind = "confidential (client_secret_basic or client_secret_post)"
 		}
+		e := cliEntry(audit.ClientAdded, "client add")
+		e.Detail["client_id"], e.Detail["name"], e.Detail["type"] = c.ID, c.Name, clientType(c)
+		rec.Record(ctx, e)
 		fmt.Fprintf(stdout, "added client %s (%s), %s\n", c.ID, c.Name, kind)
 	case "list":
 		clients, err := st.Clients(ctx)
@@ -93,11 +98,7 @@ func clientCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCREATED")
 		for _, c := range clients {
-			kind := "public"
-			if !c.Public() {
-				kind = "confidential"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.ID, c.Name, kind, c.CreatedAt.UTC().Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.ID, c.Name, clientType(c), c.CreatedAt.UTC().Format(time.RFC3339))
 		}
 		return tw.Flush()
 	case "delete":
@@ -106,9 +107,20 @@ func clientCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		} else if err != nil {
 			return fmt.Errorf("client delete: %w", err)
 		}
+		e := cliEntry(audit.ClientDeleted, "client delete")
+		e.Detail["client_id"] = *id
+		rec.Record(ctx, e)
 		fmt.Fprintf(stdout, "deleted client %s and its refresh tokens\n", *id)
 	}
 	return nil
+}
+
+// clientType is "public" or "confidential".
+func clientType(c store.Client) string {
+	if c.Public() {
+		return "public"
+	}
+	return "confidential"
 }
 
 // readSecret reads a client secret from one line of stdin.

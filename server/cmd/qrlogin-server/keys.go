@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/app"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/store"
 )
@@ -64,12 +65,13 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
+	rec := cliRecorder(st, stderr)
 
 	switch sub {
 	case "list":
 		return listKeys(ctx, st, stdout, time.Now())
 	case "retire":
-		return retireKey(ctx, st, kid, stdout, time.Now())
+		return retireKey(ctx, st, rec, kid, stdout, time.Now())
 	}
 	k, err := newSigningKey(time.Now().Add(activateIn))
 	if err != nil {
@@ -78,6 +80,9 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := st.CreateSigningKey(ctx, k); err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
 	}
+	e := cliEntry(audit.KeyRotated, "keys rotate")
+	e.Detail["kid"], e.Detail["signs_from"] = k.ID, k.CreatedAt.Format(time.RFC3339)
+	rec.Record(ctx, e)
 	fmt.Fprintf(stdout, "added signing key %s; servers trust it within a minute and sign with it from %s\n",
 		k.ID, k.CreatedAt.Format(time.RFC3339))
 	fmt.Fprintln(stdout, "older keys stay in the JWKS, so the tokens they signed stay valid until they expire")
@@ -122,7 +127,7 @@ func listKeys(ctx context.Context, st store.Store, w io.Writer, now time.Time) e
 // minute); tokens it signed are refused from then on. The key that signs
 // at now is refused: servers would go on signing with it until they
 // reload, and hand out tokens nobody accepts. Rotate first.
-func retireKey(ctx context.Context, st store.Store, kid string, w io.Writer, now time.Time) error {
+func retireKey(ctx context.Context, st store.Store, rec *audit.Recorder, kid string, w io.Writer, now time.Time) error {
 	if kid == "" {
 		return errors.New("keys retire: --kid is required (see keys list)")
 	}
@@ -149,6 +154,9 @@ func retireKey(ctx context.Context, st store.Store, kid string, w io.Writer, now
 	if err := st.DeleteSigningKey(ctx, kid); err != nil {
 		return fmt.Errorf("keys retire: %w", err)
 	}
+	e := cliEntry(audit.KeyRetired, "keys retire")
+	e.Detail["kid"] = kid
+	rec.Record(ctx, e)
 	fmt.Fprintf(w, "retired signing key %s; servers stop trusting it and drop it from the JWKS within a minute\n", kid)
 	fmt.Fprintln(w, "access tokens it signed are refused from then on")
 	return nil

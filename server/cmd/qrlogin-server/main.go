@@ -5,7 +5,8 @@
 //	qrlogin-server user add --username U  add a user (also: list, passwd, delete)
 //	qrlogin-server keys rotate            add a signing key (also: list, retire)
 //	qrlogin-server client add --id ID --name N  register an OAuth client (also: list, delete)
-//	qrlogin-server store copy --from F --to URL  copy users and keys to PostgreSQL
+//	qrlogin-server audit [--user U] [--since 24h] [--json]  print the audit log
+//	qrlogin-server store copy --from F --to URL  copy a database to PostgreSQL
 //	qrlogin-server --version
 //
 // Every serve flag can also be set by a QRLOGIN_* environment variable
@@ -33,7 +34,9 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/app"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/requestid"
+	"github.com/qrlogin/qrlogin/server/store"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -66,7 +69,8 @@ const usage = `usage:
   qrlogin-server client add --id ID --name "Display name" [--secret-stdin]   register an OAuth app
   qrlogin-server client list
   qrlogin-server client delete --id ID   remove an app and its refresh tokens
-  qrlogin-server store copy --from qrlogin.db --to postgres://...   copy users and signing keys
+  qrlogin-server audit [--user U] [--since 24h] [--json]   print the security events recorded
+  qrlogin-server store copy --from qrlogin.db --to postgres://...   copy a database (users, keys, clients, sign-ins, audit log)
   qrlogin-server --version
 `
 
@@ -87,6 +91,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "store":
 		return storeCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "client":
 		return clientCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "-h", "--help", "help":
@@ -151,6 +157,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.LimitLookup, "limit-lookup", cfg.LimitLookup, "user-code look-ups per minute per client IP (0: off)")
 	fs.IntVar(&cfg.HashConcurrency, "hash-concurrency", cfg.HashConcurrency, "password hashes computed at once (about 19 MiB each)")
 	fs.DurationVar(&cfg.DeviceInterval, "device-interval", cfg.DeviceInterval, "how often OAuth apps may poll the token endpoint (RFC 8628 interval)")
+	fs.DurationVar(&cfg.AuditRetention, "audit-retention", cfg.AuditRetention, "how long audit log entries are kept (qrlogin-server audit shows them)")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", cfg.MaxWaiters, "waits (long-polls and event streams) held at once; more are answered 503")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "",
 		"serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9090 (default off; never the --addr)")
@@ -228,6 +235,14 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	defer st.Close()
 	accounts := app.NewAccounts(st, cfg)
+	rec := cliRecorder(st, stderr)
+	// The user as they were, for the audit entry of a change or deletion.
+	var before store.User
+	if sub == "passwd" || sub == "delete" {
+		if before, err = st.UserByUsername(ctx, *username); err != nil {
+			return fmt.Errorf("user %s: find user %q: %w", sub, *username, err)
+		}
+	}
 
 	switch sub {
 	case "add":
@@ -239,6 +254,9 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if err != nil {
 			return fmt.Errorf("user add: %w", err)
 		}
+		e := cliEntry(audit.UserAdded, "user add")
+		e.UserID, e.Username = u.ID, u.Username
+		rec.Record(ctx, e)
 		fmt.Fprintf(stdout, "added user %s (%s), id %s\n", u.Username, u.DisplayName, u.ID)
 	case "list":
 		users, err := st.Users(ctx)
@@ -259,11 +277,17 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if err := accounts.SetPassword(ctx, *username, pw); err != nil {
 			return fmt.Errorf("user passwd: %w", err)
 		}
+		e := cliEntry(audit.PasswordChanged, "user passwd")
+		e.UserID, e.Username = before.ID, before.Username
+		rec.Record(ctx, e)
 		fmt.Fprintf(stdout, "password of %s changed; their sign-ins were revoked\n", *username)
 	case "delete":
 		if err := accounts.Delete(ctx, *username); err != nil {
 			return fmt.Errorf("user delete: %w", err)
 		}
+		e := cliEntry(audit.UserDeleted, "user delete")
+		e.UserID, e.Username = before.ID, before.Username
+		rec.Record(ctx, e)
 		fmt.Fprintf(stdout, "deleted user %s\n", *username)
 	}
 	return nil

@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/qrlogin/qrlogin/server/app"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
 )
@@ -63,20 +66,44 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, " (%d users and %d keys were already there)", res.usersThere, res.keysThere)
 	}
 	fmt.Fprintln(stdout)
-	fmt.Fprintln(stdout, "Sign-ins (refresh tokens, phone cookies) are not copied: desktops and phones sign in again once they use the new database.")
+	fmt.Fprintf(stdout, "copied %d OAuth clients, %d refresh tokens and phone sign-ins, and %d audit entries",
+		res.clients, res.tokens, res.audit)
+	if res.clientsThere+res.tokensThere+res.auditThere > 0 {
+		fmt.Fprintf(stdout, " (%d clients, %d tokens and %d entries were already there)", res.clientsThere, res.tokensThere, res.auditThere)
+	}
+	fmt.Fprintln(stdout)
+	if res.tokensUpdated+res.usersRevoked > 0 {
+		fmt.Fprintf(stdout, "brought %d tokens and %d users' sign-outs up to date\n", res.tokensUpdated, res.usersRevoked)
+	}
+	fmt.Fprintln(stdout, "Desktops, apps and phones stay signed in once the servers use the new database.")
 	return nil
 }
 
 // copyResult counts what copyStore did.
 type copyResult struct {
-	users, usersThere int
-	keys, keysThere   int
+	users, usersThere     int
+	usersRevoked          int // users whose sign-out everywhere (or password change) was carried over
+	keys, keysThere       int
+	clients, clientsThere int
+	tokens, tokensThere   int
+	tokensUpdated         int // tokens already there, marked used or revoked as in the source
+	audit, auditThere     int
 }
 
-// copyStore copies every user and signing key of src into dst. What dst
-// already holds identically is skipped, so a copy can be run again; if dst
-// holds a different user under the same id or username, or a different
-// key under the same id, it copies nothing and says which.
+// copyPage is how many refresh tokens or audit entries are read at a time.
+const copyPage = 1000
+
+// copyStore copies src into dst: users (with the time they last signed
+// out everywhere), signing keys, OAuth clients, every refresh token and
+// phone cookie in whatever state (so that a rotated token presented after
+// the move is still detected as reused), and the audit log. Login sessions
+// are not copied: they live for minutes.
+//
+// What dst already holds identically is skipped, so a copy can be run
+// again, and tokens copied before are brought up to date (used, revoked).
+// If dst holds a different user under the same id or username, a
+// different key, client or token under the same id, it copies nothing and
+// says which.
 func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 	var res copyResult
 	users, err := src.Users(ctx)
@@ -87,10 +114,15 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 	if err != nil {
 		return res, err
 	}
+	clients, err := src.Clients(ctx)
+	if err != nil {
+		return res, err
+	}
 
 	// Check everything first, so that a refusal leaves dst untouched.
-	var newUsers []store.User
+	var newUsers, revokedUsers []store.User
 	var newKeys []store.SigningKey
+	var newClients []store.Client
 	var conflicts []error
 	for _, u := range users {
 		there, err := dst.UserByUsername(ctx, u.Username)
@@ -104,6 +136,9 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 			return res, err
 		case there.ID == u.ID && there.Username == u.Username && there.DisplayName == u.DisplayName && there.PasswordHash == u.PasswordHash:
 			res.usersThere++
+			if micro(u.TokensValidAfter).After(micro(there.TokensValidAfter)) {
+				revokedUsers = append(revokedUsers, u)
+			}
 		default:
 			conflicts = append(conflicts, fmt.Errorf("user %q: the target has a different user %q (id %s) in its place", u.Username, there.Username, there.ID))
 		}
@@ -127,6 +162,24 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 			conflicts = append(conflicts, fmt.Errorf("signing key %s: the target has a different key with that id", k.ID))
 		}
 	}
+	for _, c := range clients {
+		there, err := dst.Client(ctx, c.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			newClients = append(newClients, c)
+		case err != nil:
+			return res, err
+		case there.Name == c.Name && bytes.Equal(there.SecretHash, c.SecretHash):
+			res.clientsThere++
+		default:
+			conflicts = append(conflicts, fmt.Errorf("OAuth client %s: the target has a different client with that id", c.ID))
+		}
+	}
+	tokenConflicts, err := copyTokens(ctx, src, dst, nil)
+	if err != nil {
+		return res, err
+	}
+	conflicts = append(conflicts, tokenConflicts...)
 	if len(conflicts) > 0 {
 		return res, fmt.Errorf("nothing copied; the target already holds different data:\n%w", errors.Join(conflicts...))
 	}
@@ -137,13 +190,210 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 		}
 		res.users++
 	}
+	// Before the tokens: this revokes every token of theirs the target
+	// holds, as the source did when it was set.
+	for _, u := range revokedUsers {
+		if err := dst.RevokeUserTokens(ctx, u.ID, u.TokensValidAfter); err != nil {
+			return res, err
+		}
+		res.usersRevoked++
+	}
 	for _, k := range newKeys {
 		if err := dst.CreateSigningKey(ctx, k); err != nil {
 			return res, err
 		}
 		res.keys++
 	}
+	for _, c := range newClients {
+		if err := dst.CreateClient(ctx, c); err != nil {
+			return res, err
+		}
+		res.clients++
+	}
+	if conflicts, err := copyTokens(ctx, src, dst, &res); err != nil {
+		return res, err
+	} else if len(conflicts) > 0 { // written to the target since the check
+		return res, fmt.Errorf("copy refresh tokens:\n%w", errors.Join(conflicts...))
+	}
+	// Devices (the sign-ins of GET /api/v1/devices) are copied here, after
+	// the tokens whose families they are.
+	if err := copyAudit(ctx, src, dst, &res); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// micro is t to the microsecond, the precision every store keeps.
+func micro(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+// sameToken reports whether a and b are one token, whatever their state
+// (used, revoked).
+func sameToken(a, b store.RefreshToken) bool {
+	return a.ID == b.ID && bytes.Equal(a.Hash, b.Hash) && a.UserID == b.UserID && a.FamilyID == b.FamilyID &&
+		a.Kind == b.Kind && a.AMR == b.AMR && a.ClientID == b.ClientID && a.Scope == b.Scope &&
+		micro(a.AuthTime).Equal(micro(b.AuthTime)) && micro(a.CreatedAt).Equal(micro(b.CreatedAt)) &&
+		micro(a.ExpiresAt).Equal(micro(b.ExpiresAt))
+}
+
+// copyTokens walks the refresh tokens of src and dst side by side in id
+// order. With res nil it only returns the tokens dst holds differently;
+// otherwise it creates the tokens dst lacks and marks used or revoked
+// those that src has used or revoked since an earlier copy (never the
+// other way: the target may be newer).
+func copyTokens(ctx context.Context, src, dst store.Store, res *copyResult) ([]error, error) {
+	var conflicts []error
+	var have []store.RefreshToken // the page of dst being compared
+	haveAfter, haveDone := "", false
+	after := ""
+	for {
+		page, err := src.RefreshTokens(ctx, after, copyPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, rt := range page {
+			// Advance dst to the first token at or after rt.
+			for !haveDone && (len(have) == 0 || have[len(have)-1].ID < rt.ID) {
+				if len(have) > 0 {
+					haveAfter = have[len(have)-1].ID
+				}
+				if have, err = dst.RefreshTokens(ctx, haveAfter, copyPage); err != nil {
+					return nil, err
+				}
+				haveDone = len(have) < copyPage
+			}
+			for len(have) > 0 && have[0].ID < rt.ID {
+				have = have[1:]
+			}
+			if len(have) == 0 || have[0].ID != rt.ID {
+				if res != nil {
+					if err := dst.CreateRefreshToken(ctx, rt); err != nil {
+						return nil, fmt.Errorf("refresh token %s: %w", rt.ID, err)
+					}
+					res.tokens++
+				}
+				continue
+			}
+			there := have[0]
+			switch {
+			case !sameToken(rt, there):
+				conflicts = append(conflicts, fmt.Errorf("refresh token %s: the target has a different token with that id", rt.ID))
+			case res == nil:
+			case (!rt.UsedAt.IsZero() && there.UsedAt.IsZero()) || (!rt.RevokedAt.IsZero() && there.RevokedAt.IsZero()):
+				if _, err := dst.UpdateRefreshToken(ctx, rt.Hash, func(t *store.RefreshToken) (*store.RefreshToken, error) {
+					if t.UsedAt.IsZero() {
+						t.UsedAt = rt.UsedAt
+					}
+					if t.RevokedAt.IsZero() {
+						t.RevokedAt = rt.RevokedAt
+					}
+					return nil, nil
+				}); err != nil {
+					return nil, fmt.Errorf("refresh token %s: %w", rt.ID, err)
+				}
+				res.tokensUpdated++
+				res.tokensThere++
+			default:
+				res.tokensThere++
+			}
+		}
+		if len(page) < copyPage {
+			return conflicts, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// copyAudit copies the audit entries dst lacks, keeping their ids so
+// that the log reads as it did. An entry whose id dst has given to another
+// entry of its own (a server or command ran on the target already) is
+// appended with a new id instead, unless dst holds an identical entry
+// (from an earlier copy).
+func copyAudit(ctx context.Context, src, dst store.Store, res *copyResult) error {
+	var displaced []audit.Entry
+	q := store.AuditQuery{Limit: copyPage}
+	for {
+		page, err := src.AuditEntries(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(page) > 0 {
+			// The target's entries with these ids.
+			have, err := dst.AuditEntries(ctx, store.AuditQuery{AfterID: page[0].ID - 1, Limit: int(page[len(page)-1].ID - page[0].ID + 1)})
+			if err != nil {
+				return err
+			}
+			byID := make(map[int64]audit.Entry, len(have))
+			for _, e := range have {
+				byID[e.ID] = e
+			}
+			for _, e := range page {
+				there, ok := byID[e.ID]
+				switch {
+				case !ok:
+					if err := dst.AppendAudit(ctx, e); err != nil {
+						return fmt.Errorf("audit entry %d: %w", e.ID, err)
+					}
+					res.audit++
+				case sameEntry(e, there):
+					res.auditThere++
+				default:
+					displaced = append(displaced, e)
+				}
+			}
+		}
+		if len(page) < copyPage {
+			break
+		}
+		q.AfterID = page[len(page)-1].ID
+	}
+	if len(displaced) == 0 {
+		return nil
+	}
+	// Entries identical to a displaced one (copied on an earlier run), by
+	// content, each standing for one.
+	held := map[string]int{}
+	q = store.AuditQuery{Limit: copyPage}
+	for {
+		page, err := dst.AuditEntries(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			held[entryKey(e)]++
+		}
+		if len(page) < copyPage {
+			break
+		}
+		q.AfterID = page[len(page)-1].ID
+	}
+	for _, e := range displaced {
+		if k := entryKey(e); held[k] > 0 {
+			held[k]--
+			res.auditThere++
+			continue
+		}
+		e.ID = 0
+		if err := dst.AppendAudit(ctx, e); err != nil {
+			return fmt.Errorf("audit entry: %w", err)
+		}
+		res.audit++
+	}
+	return nil
+}
+
+// sameEntry reports whether a and b record the same event.
+func sameEntry(a, b audit.Entry) bool {
+	return a.ID == b.ID && entryKey(a) == entryKey(b)
+}
+
+// entryKey is what an entry records, without its id.
+func entryKey(e audit.Entry) string {
+	e.ID, e.Time = 0, micro(e.Time).UTC()
+	if len(e.Detail) == 0 {
+		e.Detail = nil
+	}
+	b, _ := json.Marshal(e) // map keys are sorted; a struct of strings cannot fail
+	return string(b)
 }
 
 // redact hides the password of a database URL.

@@ -190,3 +190,29 @@ func (db *DB) DeleteSigningKey(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// RefreshTokens returns up to limit tokens in any state ordered by id in
+// byte order, after afterID; all of them when limit is 0.
+func (db *DB) RefreshTokens(ctx context.Context, afterID string, limit int) ([]store.RefreshToken, error) {
+	query, args := selectRefreshToken+` WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C"`, []any{afterID}
+	if limit > 0 {
+		query, args = query+` LIMIT $2`, append(args, limit)
+	}
+	rows, err := db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list refresh tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RefreshToken
+	for rows.Next() {
+		rt, err := scanRefreshToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list refresh tokens: %w", err)
+		}
+		out = append(out, rt)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list refresh tokens: %w", err)
+	}
+	return out, nil
+}

@@ -130,6 +130,7 @@ func TestReopenKeepsDataAndAppliesMigrationsOnce(t *testing.T) {
 	if second := migrationRows(t, path); fmt.Sprint(second) != fmt.Sprint(first) {
 		t.Errorf("schema_migrations changed on reopen:\n got %v\nwant %v", second, first)
 	}
+	// Each file recorded under the number it starts with (gaps allowed).
 	for i, m := range first {
 		num, _, _ := strings.Cut(filepath.Base(files[i]), "_")
 		if want, _ := strconv.ParseInt(num, 10, 64); m.version != want {

@@ -14,7 +14,7 @@ const selectRefreshToken = `SELECT id, hash, user_id, family_id, kind, amr, auth
 	created_at, expires_at, used_at, revoked_at, client_id, scope
 	FROM refresh_tokens`
 
-func scanRefreshToken(row *sql.Row) (store.RefreshToken, error) {
+func scanRefreshToken(row interface{ Scan(...any) error }) (store.RefreshToken, error) {
 	var rt store.RefreshToken
 	err := row.Scan(&rt.ID, &rt.Hash, &rt.UserID, &rt.FamilyID, &rt.Kind, &rt.AMR, timeDest{&rt.AuthTime},
 		timeDest{&rt.CreatedAt}, timeDest{&rt.ExpiresAt}, timeDest{&rt.UsedAt}, timeDest{&rt.RevokedAt}, &rt.ClientID, &rt.Scope)
@@ -175,4 +175,30 @@ func (db *DB) DeleteSigningKey(ctx context.Context, id string) error {
 		return fmt.Errorf("delete signing key %q: %w", id, err)
 	}
 	return nil
+}
+
+// RefreshTokens returns up to limit tokens in any state ordered by id,
+// after afterID; all of them when limit is 0.
+func (db *DB) RefreshTokens(ctx context.Context, afterID string, limit int) ([]store.RefreshToken, error) {
+	query, args := selectRefreshToken+` WHERE id > ? ORDER BY id`, []any{afterID}
+	if limit > 0 {
+		query, args = query+` LIMIT ?`, append(args, limit)
+	}
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list refresh tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RefreshToken
+	for rows.Next() {
+		rt, err := scanRefreshToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list refresh tokens: %w", err)
+		}
+		out = append(out, rt)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list refresh tokens: %w", err)
+	}
+	return out, nil
 }

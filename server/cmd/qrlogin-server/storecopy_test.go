@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qrlogin/qrlogin/server/audit"
+	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/refresh"
+	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/server/store/postgres/pgtest"
+	"github.com/qrlogin/qrlogin/shared/client"
+)
+
+// phoneSignIn signs username in on the phone page of the server at base
+// and returns the phone cookie.
+func phoneSignIn(t *testing.T, base, username, password string) *http.Cookie {
+	t.Helper()
+	resp, err := http.Post(base+"/api/v1/auth/cookie", "application/json",
+		strings.NewReader(`{"username":"`+username+`","password":"`+password+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "qrlogin_phone" {
+			return c
+		}
+	}
+	t.Fatalf("phone sign-in: %s, no cookie", resp.Status)
+	return nil
+}
+
+// phoneMe is the status of GET /api/v1/me with the phone cookie ck.
+func phoneMe(t *testing.T, base string, ck *http.Cookie) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/v1/me", nil)
+	req.AddCookie(ck)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// oauthRefresh is the status and body of a refresh at the token endpoint.
+func oauthRefresh(t *testing.T, base, clientID, tok string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.PostForm(base+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// Moving from SQLite to PostgreSQL signs nobody out, lets nobody back in
+// who was signed out, keeps detecting the reuse of tokens rotated before
+// the move, and keeps the audit log with its ids.
+func TestStoreCopyCarriesSignInsAndAudit(t *testing.T) {
+	ctx := context.Background()
+	lite := filepath.Join(t.TempDir(), "single-node.db")
+	mustCLI(t, "carol-password-1\n", "user", "add", "--db", lite, "--username", "carol", "--password-stdin")
+	mustCLI(t, "dave-password-1\n", "user", "add", "--db", lite, "--username", "dave", "--password-stdin")
+	mustCLI(t, "", "client", "add", "--db", lite, "--id", "notes", "--name", "Notes")
+
+	// An OAuth app's sign-in of carol, made directly in the store so its
+	// refresh token is known.
+	st := openStore(t, lite)
+	carol, err := st.UserByUsername(ctx, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appToken := "app-refresh-token-of-carol-0123456789abcdef"
+	appRT := refresh.Policy{TTL: 24 * time.Hour, MaxAge: 72 * time.Hour}.Start(refresh.KindRefresh, carol.ID, auth.AMRQR,
+		auth.NewID(), auth.NewID(), auth.HashToken(appToken), time.Now())
+	appRT.ClientID, appRT.Scope = "notes", "openid offline_access"
+	if err := st.CreateRefreshToken(ctx, appRT); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	single := startServer(t, lite)
+	c := client.New(single.url)
+	first, err := c.Login(ctx, "carol", "carol-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.Refresh(ctx, first.RefreshToken) // first's token is now used
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := phoneSignIn(t, single.url, "carol", "carol-password-1")
+	dave, err := c.Login(ctx, "dave", "dave-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LogoutAll(ctx, dave.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	single.stop()
+	before := auditLines(t, "--db", lite, "--since", "0")
+
+	pg := pgtest.NewURL(t)
+	out := mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg)
+	for _, want := range []string{"copied 2 users and 1 signing keys", "copied 1 OAuth clients", "audit entries", "stay signed in"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("copy printed %q, want %q in it", out, want)
+		}
+	}
+	after := auditLines(t, "--db", pg, "--since", "0")
+	if len(after) != len(before) {
+		t.Fatalf("the target has %d audit entries, the source %d", len(after), len(before))
+	}
+	for i := range before {
+		if b, a := before[i], after[i]; b.ID != a.ID || b.Event != a.Event || !b.Time.Equal(a.Time) || b.UserID != a.UserID ||
+			b.DeviceID != a.DeviceID || b.IP != a.IP || len(b.Detail) != len(a.Detail) {
+			t.Errorf("entry %d: copied as %+v, was %+v", i, a, b)
+		}
+	}
+
+	srv := startServer(t, pg)
+	c = client.New(srv.url)
+	if st := phoneMe(t, srv.url, ck); st != http.StatusOK {
+		t.Errorf("the phone cookie after the move: %d, want 200", st)
+	}
+	if status, body := oauthRefresh(t, srv.url, "notes", appToken); status != http.StatusOK {
+		t.Errorf("the app's refresh after the move: %d %v", status, body)
+	}
+	if _, err := c.Me(ctx, dave.AccessToken); err == nil {
+		t.Error("an access token revoked before the move works after it")
+	}
+	third, err := c.Refresh(ctx, second.RefreshToken)
+	if err != nil {
+		t.Fatalf("a refresh token issued before the move: %v", err)
+	}
+	// The token rotated before the move is still known as used: presenting
+	// it ends the whole sign-in.
+	if _, err := c.Refresh(ctx, first.RefreshToken); err == nil {
+		t.Fatal("a refresh token rotated before the move was accepted")
+	}
+	if _, err := c.Refresh(ctx, third.RefreshToken); err == nil {
+		t.Error("the sign-in survived the reuse of its token")
+	}
+	srv.stop()
+	es := auditLines(t, "--db", pg, "--since", "0")
+	last := es[len(es)-1]
+	if last.Event != audit.RefreshReuse || last.Username != "carol" || last.ID <= before[len(before)-1].ID {
+		t.Errorf("the reuse after the move recorded %+v, after ids up to %d", last, before[len(before)-1].ID)
+	}
+
+	// Again: everything is there; nothing is doubled.
+	out = mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg)
+	if !strings.Contains(out, "copied 0 OAuth clients, 0 refresh tokens and phone sign-ins, and 0 audit entries") {
+		t.Errorf("second copy printed %q, want nothing new", out)
+	}
+	if n := len(auditLines(t, "--db", pg, "--since", "0")); n != len(es) {
+		t.Errorf("the second copy left %d audit entries, want %d", n, len(es))
+	}
+}
+
+// copyStore brings tokens and sign-outs that changed in the source since
+// an earlier copy up to date, and appends source entries whose ids the
+// target gave to entries of its own.
+func TestCopyStoreAgain(t *testing.T) {
+	ctx := context.Background()
+	src := openStore(t, filepath.Join(t.TempDir(), "src.db"))
+	dst := openStore(t, filepath.Join(t.TempDir(), "dst.db"))
+	now := time.Now().UTC()
+	u := store.User{ID: "u1", Username: "erin", DisplayName: "Erin", PasswordHash: "$argon2id$x", CreatedAt: now}
+	if err := src.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	policy := refresh.Policy{TTL: time.Hour}
+	live := policy.Start(refresh.KindRefresh, u.ID, "pwd", "t1", "f1", auth.HashToken("one"), now)
+	other := policy.Start(refresh.KindRefresh, u.ID, "pwd", "t2", "f2", auth.HashToken("two"), now)
+	for _, rt := range []store.RefreshToken{live, other} {
+		if err := src.CreateRefreshToken(ctx, rt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.AppendAudit(ctx, audit.Entry{Time: now, Event: audit.UserAdded, UserID: u.ID, Username: "erin"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := copyStore(ctx, src, dst); err != nil {
+		t.Fatal(err)
+	}
+
+	// Meanwhile: t1 is rotated in the source, erin signs out everywhere
+	// there, and the target records an event of its own.
+	if _, err := src.UpdateRefreshToken(ctx, live.Hash, func(rt *store.RefreshToken) (*store.RefreshToken, error) {
+		next, err := policy.Rotate(rt, "", "t3", auth.HashToken("three"), now.Add(time.Second))
+		return &next, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.AppendAudit(ctx, audit.Entry{Time: now.Add(time.Second), Event: audit.SignedOutEverywhere, UserID: u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.AppendAudit(ctx, audit.Entry{Time: now.Add(2 * time.Second), Event: audit.KeyRotated}); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.RevokeUserTokens(ctx, u.ID, now.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 {
+		res, err := copyStore(ctx, src, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run == 0 && (res.tokens != 1 || res.usersRevoked != 1 || res.audit != 1) {
+			t.Errorf("second copy: %+v, want 1 new token, 1 user signed out, 1 audit entry", res)
+		}
+		if run == 1 && (res.tokens != 0 || res.tokensUpdated != 0 || res.usersRevoked != 0 || res.audit != 0 || res.auditThere != 2) {
+			t.Errorf("third copy: %+v, want nothing new", res)
+		}
+	}
+	got, err := dst.RefreshToken(ctx, live.Hash)
+	if err != nil || got.UsedAt.IsZero() || got.RevokedAt.IsZero() {
+		t.Errorf("the rotated and revoked token in the target: %+v, %v", got, err)
+	}
+	du, err := dst.User(ctx, u.ID)
+	if err != nil || !du.TokensValidAfter.Equal(now.Add(3*time.Second).Truncate(time.Microsecond)) {
+		t.Errorf("the target's user: %+v, %v; want signed out at %v", du, err, now.Add(3*time.Second))
+	}
+	es, err := dst.AuditEntries(ctx, store.AuditQuery{})
+	if err != nil || len(es) != 3 || es[2].Event != audit.SignedOutEverywhere {
+		t.Errorf("the target's audit log: %+v, %v; want the source's two entries and its own", es, err)
+	}
+}
