@@ -21,6 +21,7 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/httpapi"
 	"github.com/qrlogin/qrlogin/server/lanaddr"
 	"github.com/qrlogin/qrlogin/server/login"
@@ -432,9 +433,10 @@ func (a *App) Close() error {
 	return a.store.Close()
 }
 
-// sweep deletes sessions that ended more than login.Retention ago and
-// refresh tokens past their expiry, so lookups stay cheap and old data
-// does not pile up.
+// sweep deletes sessions that ended more than login.Retention ago,
+// refresh tokens past their expiry and devices that ended or expired more
+// than devices.Retention ago, so lookups stay cheap and old data does not
+// pile up.
 func (a *App) sweep(ctx context.Context) {
 	t := time.NewTicker(a.cfg.SweepInterval)
 	defer t.Stop()
@@ -453,8 +455,12 @@ func (a *App) sweep(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("sweep refresh tokens", "err", err)
 		}
-		if n+m > 0 {
-			a.log.Debug("swept", "sessions", n, "refresh_tokens", m)
+		d, err := a.store.DeleteOldDevices(ctx, devices.SweepCutoff(now))
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("sweep devices", "err", err)
+		}
+		if n+m+d > 0 {
+			a.log.Debug("swept", "sessions", n, "refresh_tokens", m, "devices", d)
 		}
 	}
 }

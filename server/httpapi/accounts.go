@@ -13,6 +13,7 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
@@ -26,15 +27,18 @@ type accounts struct {
 	now   func() time.Time
 	store interface {
 		User(ctx context.Context, id string) (store.User, error)
-		CreateRefreshToken(ctx context.Context, rt store.RefreshToken) error
+		CreateDevice(ctx context.Context, d store.Device, rt store.RefreshToken) error
+		Device(ctx context.Context, id string) (store.Device, error)
 		UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*store.RefreshToken) (*store.RefreshToken, error)) (store.RefreshToken, error)
 		RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
+		TouchDevice(ctx context.Context, id, ip string, now time.Time) error
 	}
 	acct   *account.Service
 	mint   minter
 	auth   *authenticator
 	cookie phoneCookie
 	limits Limits // Login and LoginUser
+	ended  signInsEnded
 }
 
 // Mount adds the /auth endpoints and /me.
@@ -48,19 +52,30 @@ func (s *accounts) Mount(r gin.IRouter) {
 	r.GET("/me", s.auth.requireAnyUser, s.me)
 }
 
-// authenticate checks a password sign-in under the rate limits.
-func (s *accounts) authenticate(c *gin.Context) (store.User, bool) {
+// authenticate checks a password sign-in under the rate limits, and
+// returns the user and what the signing-in device says of itself.
+func (s *accounts) authenticate(c *gin.Context) (store.User, devices.Info, bool) {
+	u, req, ok := s.checkPassword(c)
+	info := devices.Info{
+		Name:     cleanField(req.DeviceName, maxDeviceField),
+		Platform: cleanField(req.Platform, maxDeviceField),
+		AppName:  cleanField(req.AppName, maxDeviceField),
+	}
+	return u, info, ok
+}
+
+func (s *accounts) checkPassword(c *gin.Context) (store.User, api.LoginRequest, bool) {
 	var req api.LoginRequest
 	if err := decodeJSON(c, &req, false); err != nil {
 		s.writeError(c, err)
-		return store.User{}, false
+		return store.User{}, req, false
 	}
 	if req.Username == "" || req.Password == "" {
 		s.writeError(c, errorf(api.ErrInvalidRequest, "Username and password are required."))
-		return store.User{}, false
+		return store.User{}, req, false
 	}
 	if !s.allow(c, s.limits.Login, clientKey(c)) {
-		return store.User{}, false
+		return store.User{}, req, false
 	}
 	// The username's limit counts failures only: signing in often is fine.
 	done := func(bool) {}
@@ -69,24 +84,24 @@ func (s *accounts) authenticate(c *gin.Context) (store.User, bool) {
 		var retry time.Duration
 		if ok, retry, done = l.Hold(strings.ToLower(req.Username)); !ok {
 			s.writeError(c, rateLimited(retry))
-			return store.User{}, false
+			return store.User{}, req, false
 		}
 	}
 	u, err := s.acct.Authenticate(c.Request.Context(), req.Username, req.Password)
 	done(err != nil)
 	if err != nil {
 		s.writeError(c, err)
-		return store.User{}, false
+		return store.User{}, req, false
 	}
-	return u, true
+	return u, req, true
 }
 
 func (s *accounts) login(c *gin.Context) {
-	u, ok := s.authenticate(c)
+	u, info, ok := s.authenticate(c)
 	if !ok {
 		return
 	}
-	tokens, err := s.issueTokens(c, u, auth.AMRPassword)
+	tokens, err := s.issueTokens(c, u, auth.AMRPassword, info)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -94,19 +109,19 @@ func (s *accounts) login(c *gin.Context) {
 	c.JSON(http.StatusOK, api.LoginResponse{Tokens: tokens, User: apiUser(u)})
 }
 
-// issueTokens signs an access token and stores the first refresh token of
-// a new sign-in made with method amr.
-func (s *accounts) issueTokens(c *gin.Context, u store.User, amr string) (api.Tokens, error) {
-	access, err := s.mint.access(u.ID, amr)
-	if err != nil {
-		return api.Tokens{}, err
-	}
+// issueTokens signs an access token and stores a new sign-in made with
+// method amr by the device info: its device and first refresh token.
+func (s *accounts) issueTokens(c *gin.Context, u store.User, amr string, info devices.Info) (api.Tokens, error) {
 	refresh, rt, err := s.mint.refresh(u.ID, amr)
 	if err != nil {
 		return api.Tokens{}, err
 	}
-	if err := s.store.CreateRefreshToken(c.Request.Context(), rt); err != nil {
-		return api.Tokens{}, fmt.Errorf("store refresh token: %w", err)
+	access, err := s.mint.access(u.ID, amr, rt.FamilyID)
+	if err != nil {
+		return api.Tokens{}, err
+	}
+	if err := s.store.CreateDevice(c.Request.Context(), devices.Start(rt, info, c.ClientIP()), rt); err != nil {
+		return api.Tokens{}, fmt.Errorf("store sign-in: %w", err)
 	}
 	return s.mint.pair(access, refresh), nil
 }
@@ -137,6 +152,7 @@ func (s *accounts) refresh(c *gin.Context) {
 	case errors.Is(err, store.ErrTokenReused):
 		s.log.WarnContext(ctx, "refresh token reused; its sign-in was revoked",
 			"user_id", old.UserID, "client_ip", c.ClientIP())
+		s.ended.publish(old.UserID) // its desktop learns at once
 		s.writeError(c, invalid)
 		return
 	case errors.Is(err, store.ErrTokenInvalid), errors.Is(err, store.ErrNotFound):
@@ -151,11 +167,17 @@ func (s *accounts) refresh(c *gin.Context) {
 		s.writeError(c, invalid)
 		return
 	}
-	// The new access token says how the chain's sign-in was made.
-	access, err := s.mint.access(u.ID, old.AMR)
+	// The new access token says how the chain's sign-in was made, and
+	// which it is.
+	access, err := s.mint.access(u.ID, old.AMR, old.FamilyID)
 	if err != nil {
 		s.writeError(c, err)
 		return
+	}
+	// A refresh is the desktop's use of its sign-in; the rotation moved
+	// its time, this its address.
+	if err := s.store.TouchDevice(ctx, old.FamilyID, c.ClientIP(), now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.WarnContext(ctx, "record device use", "device", old.FamilyID, "err", err)
 	}
 	c.JSON(http.StatusOK, api.LoginResponse{Tokens: s.mint.pair(access, tok), User: apiUser(u)})
 }
@@ -171,12 +193,14 @@ func (s *accounts) logout(c *gin.Context) {
 		return
 	}
 	// Only the account's own refresh tokens, checked and revoked in one
-	// transaction.
-	user, now := userOf(c).ID, s.now()
-	_, err := s.store.UpdateRefreshToken(c.Request.Context(), auth.HashToken(req.RefreshToken), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
-		if rt.UserID != user || rt.Kind != refresh.KindRefresh {
+	// transaction that ends the sign-in's device too.
+	u, now := userOf(c), s.now()
+	wasLive := false
+	rt, err := s.store.UpdateRefreshToken(c.Request.Context(), auth.HashToken(req.RefreshToken), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
+		if rt.UserID != u.ID || rt.Kind != refresh.KindRefresh {
 			return nil, store.ErrNotFound
 		}
+		wasLive = rt.RevokedAt.IsZero()
 		refresh.Revoke(rt, now)
 		return nil, nil
 	})
@@ -187,6 +211,9 @@ func (s *accounts) logout(c *gin.Context) {
 	if err != nil {
 		s.writeError(c, fmt.Errorf("revoke refresh token: %w", err))
 		return
+	}
+	if wasLive {
+		s.ended.signedOut(c, u, rt.FamilyID, "self")
 	}
 	c.Status(http.StatusNoContent)
 }
@@ -200,6 +227,7 @@ func (s *accounts) logoutAll(c *gin.Context) {
 		s.writeError(c, fmt.Errorf("sign out everywhere: %w", err))
 		return
 	}
+	s.ended.everywhere(c, u)
 	if s.cookie.value(c) != "" {
 		s.cookie.clear(c)
 	}
@@ -207,7 +235,7 @@ func (s *accounts) logoutAll(c *gin.Context) {
 }
 
 func (s *accounts) cookieLogin(c *gin.Context) {
-	u, ok := s.authenticate(c)
+	u, info, ok := s.authenticate(c)
 	if !ok {
 		return
 	}
@@ -216,7 +244,7 @@ func (s *accounts) cookieLogin(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if err := s.store.CreateRefreshToken(c.Request.Context(), rt); err != nil {
+	if err := s.store.CreateDevice(c.Request.Context(), devices.Start(rt, info, c.ClientIP()), rt); err != nil {
 		s.writeError(c, fmt.Errorf("store phone session: %w", err))
 		return
 	}
@@ -227,16 +255,23 @@ func (s *accounts) cookieLogin(c *gin.Context) {
 func (s *accounts) cookieLogout(c *gin.Context) {
 	if ck := s.cookie.value(c); ck != "" {
 		now := s.now()
-		_, err := s.store.UpdateRefreshToken(c.Request.Context(), auth.HashToken(ck), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
+		wasLive := false
+		rt, err := s.store.UpdateRefreshToken(c.Request.Context(), auth.HashToken(ck), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
 			if rt.Kind != refresh.KindPhone {
 				return nil, store.ErrNotFound
 			}
+			wasLive = rt.RevokedAt.IsZero()
 			refresh.Revoke(rt, now)
 			return nil, nil
 		})
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.writeError(c, fmt.Errorf("revoke phone session: %w", err))
 			return
+		}
+		if err == nil && wasLive {
+			if u, err := s.store.User(c.Request.Context(), rt.UserID); err == nil {
+				s.ended.signedOut(c, u, rt.FamilyID, "self")
+			}
 		}
 	}
 	s.cookie.clear(c)

@@ -207,10 +207,13 @@ func (p *pingWheel) after(d time.Duration) <-chan struct{} {
 	return ch
 }
 
+// streamEnds is how every event stream ends when it cannot end cleanly.
+type streamEnds struct{ log *slog.Logger }
+
 // abortOnPanic turns a panic after the stream started into a logged,
 // cut connection, so the client sees a broken stream rather than a clean
 // end. Before that, the panic goes on to recoverJSON's 500.
-func (s *desktopSessions) abortOnPanic(c *gin.Context) {
+func (s streamEnds) abortOnPanic(c *gin.Context) {
 	r := recover()
 	if r == nil {
 		return
@@ -241,7 +244,7 @@ func (s *desktopSessions) streamError(c *gin.Context, ev *eventStream, err error
 }
 
 // streamGone notes a stream whose client went away.
-func (s *desktopSessions) streamGone(c *gin.Context, err error) {
+func (s streamEnds) streamGone(c *gin.Context, err error) {
 	s.log.DebugContext(c.Request.Context(), "event stream ended by the client", slog.Any("err", err))
 	lineOf(c).status = 499
 }

@@ -22,6 +22,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/qrlogin/qrlogin/server/account"
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/qrpng"
@@ -43,7 +45,7 @@ import (
 
 // AccessTokens signs and verifies access tokens (auth.Issuer).
 type AccessTokens interface {
-	Sign(userID, amr string) (string, time.Time, error)
+	Sign(userID, amr, sid string) (string, time.Time, error)
 	Verify(token string) (auth.Claims, error)
 	JWKS() auth.JWKS
 	TTL() time.Duration
@@ -119,6 +121,11 @@ type Deps struct {
 	// Extra are more features mounted on the root router, behind the
 	// same middleware as the API (see the package comment).
 	Extra []Mounter
+	// Audit records security events; nil records nothing
+	// (audit.Discard).
+	Audit interface {
+		Record(context.Context, audit.Entry)
+	}
 }
 
 // Server is the HTTP API. Create it with New; serve Handler().
@@ -151,6 +158,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Hub == nil {
 		d.Hub = &notify.Hub{}
 	}
+	if d.Audit == nil {
+		d.Audit = audit.Discard{}
+	}
 	clockNow := cfg.Now
 	now := func() time.Time { return clockNow().UTC() }
 	https := cfg.SecureCookies || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")
@@ -167,7 +177,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	errs := errorWriter{log: log}
 	policy := refresh.Policy{TTL: cfg.RefreshTTL, MaxAge: cfg.RefreshMaxAge}
 	mint := minter{tokens: d.Tokens, policy: policy, now: now}
-	authn := &authenticator{errorWriter: errs, store: d.Store, tokens: d.Tokens, policy: policy, cookie: s.cookie, now: now}
+	authn := &authenticator{errorWriter: errs, store: d.Store, tokens: d.Tokens, policy: policy, cookie: s.cookie, now: now, log: log}
 
 	r := gin.New()
 	// Trust X-Forwarded-For only from configured proxies; nil trusts none.
@@ -191,8 +201,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 	health{errorWriter: errs, store: d.Store}.Mount(r)
 	keys{tokens: d.Tokens}.Mount(r)
 	v1 := r.Group("/api/v1", noStore)
+	ended := signInsEnded{hub: d.Hub, audit: d.Audit, store: d.Store, now: now, log: log}
+	pings := &pingWheel{}
 	(&desktopSessions{
 		errorWriter: errs,
+		streamEnds:  streamEnds{log: log},
 		log:         log,
 		now:         now,
 		store:       d.Store,
@@ -205,7 +218,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		publicURL:   cfg.PublicURL,
 		ttl:         cfg.SessionTTL,
 		ping:        cfg.PingInterval,
-		pings:       &pingWheel{},
+		pings:       pings,
 	}).Mount(v1)
 	(&phoneSessions{
 		errorWriter: errs,
@@ -226,6 +239,21 @@ func New(cfg Config, d Deps) (*Server, error) {
 		auth:        authn,
 		cookie:      s.cookie,
 		limits:      d.Limits,
+		ended:       ended,
+	}).Mount(v1)
+	(&signedInDevices{
+		errorWriter: errs,
+		streamEnds:  streamEnds{log: log},
+		now:         now,
+		store:       d.Store,
+		hub:         d.Hub,
+		auth:        authn,
+		cookie:      s.cookie,
+		ended:       ended,
+		waits:       s.waits,
+		closing:     s.closing,
+		pings:       pings,
+		ping:        cfg.PingInterval,
 	}).Mount(v1)
 	pages{errorWriter: errs}.Mount(r)
 	for _, m := range d.Extra {

@@ -404,7 +404,7 @@ func TestUserinfoErrors(t *testing.T) {
 	e := newEnv(t, nil)
 	full := e.signIn(t, "cli", "openid profile")["access_token"].(string)
 	bare := e.signIn(t, "other", "")["access_token"].(string)
-	apiTok, _, err := e.iss.Sign(e.user.ID, auth.AMRPassword)
+	apiTok, _, err := e.iss.Sign(e.user.ID, auth.AMRPassword, "")
 	if err != nil {
 		t.Fatal(err)
 	}

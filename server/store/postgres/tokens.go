@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
@@ -112,9 +113,16 @@ func (db *DB) UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*stor
 			if _, err := tx.Exec(ctx, revokeFamilyTokens, ts(rt.RevokedAt), rt.FamilyID); err != nil {
 				return err
 			}
+			reason := devices.RevokeReason(fnErr != nil)
+			if err := updateFamilyDevice(ctx, tx, rt.FamilyID, func(d *store.Device) { devices.End(d, reason, rt.RevokedAt) }); err != nil {
+				return err
+			}
 		}
 		if next != nil {
 			if err := insertRefreshToken(ctx, tx, next); err != nil {
+				return err
+			}
+			if err := updateFamilyDevice(ctx, tx, next.FamilyID, func(d *store.Device) { devices.Rotated(d, *next) }); err != nil {
 				return err
 			}
 		}

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("SigningKeys", func(t *testing.T) { testSigningKeys(t, newStore) })
 	t.Run("Clients", func(t *testing.T) { testClients(t, newStore) })
 	t.Run("DeviceGrant", func(t *testing.T) { testDeviceGrant(t, newStore) })
+	t.Run("Devices", func(t *testing.T) { testDevices(t, newStore) })
 	t.Run("Ping", func(t *testing.T) {
 		if err := newStore(t).Ping(t.Context()); err != nil {
 			t.Fatalf("Ping: %v", err)
