@@ -136,20 +136,22 @@ func (s *signedInDevices) revokedReason(ctx context.Context, claims auth.Claims)
 	if err != nil {
 		return "", fmt.Errorf("load user of access token: %w", err)
 	}
+	// A sign-in this database does not know goes by the user's revocation
+	// time alone, as the authenticator does.
 	if claims.SID != "" {
 		d, err := s.store.Device(ctx, claims.SID)
 		switch {
-		case errors.Is(err, store.ErrNotFound), err == nil && d.UserID != u.ID:
-			return api.ReasonSignedOut, nil // long gone, or never this user's
-		case err != nil:
-			return "", fmt.Errorf("load device of access token: %w", err)
-		case d.Ended():
+		case err == nil && d.UserID != u.ID:
+			return api.ReasonSignedOut, nil
+		case err == nil && d.Ended():
 			return d.EndReason, nil
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return "", fmt.Errorf("load device of access token: %w", err)
 		}
 	}
 	if auth.Revoked(claims.IssuedAt, u.TokensValidAfter) {
-		// A token without a device: signed out everywhere, or the
-		// password changed; the first is the likelier.
+		// A token without a known device: signed out everywhere, or
+		// the password changed; the first is the likelier.
 		return api.ReasonLogoutAll, nil
 	}
 	return "", nil

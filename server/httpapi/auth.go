@@ -143,19 +143,23 @@ func (s *authenticator) setBearerUser(c *gin.Context, claims auth.Claims) bool {
 		return false
 	}
 	// A token of an ended sign-in is refused at once, not when it expires.
-	// Tokens without "sid" predate devices and live out their short life.
+	// A token whose sign-in this database does not know (signed before
+	// devices existed, or carried over by "store copy", which copies no
+	// sign-ins) lives out its short life, as it did before: ending a
+	// sign-in always finds its row, so no revocation is missed.
 	if claims.SID != "" {
 		d, err := s.store.Device(c.Request.Context(), claims.SID)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && (d.Ended() || d.UserID != u.ID)) {
+		switch {
+		case err == nil && (d.Ended() || d.UserID != u.ID):
 			s.writeError(c, errSignInEnded)
 			return false
-		}
-		if err != nil {
+		case err == nil:
+			s.touch(c, d)
+			c.Set(deviceKey, d.ID)
+		case !errors.Is(err, store.ErrNotFound):
 			s.writeError(c, fmt.Errorf("load device of access token: %w", err))
 			return false
 		}
-		s.touch(c, d)
-		c.Set(deviceKey, d.ID)
 	}
 	c.Set(userKey, u)
 	return true

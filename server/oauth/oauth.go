@@ -604,13 +604,15 @@ func (h *Handler) userinfo(c *gin.Context) {
 		h.fail(c, fmt.Errorf("load user: %w", err))
 		return
 	}
+	// A sign-in this database does not know (a deleted client's went with
+	// it, refused above) is no revocation; an ended one is.
 	if claims.SID != "" {
 		d, err := h.store.Device(ctx, claims.SID)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && d.Ended()) {
+		if err == nil && (d.Ended() || d.UserID != u.ID) {
 			h.fail(c, invalid("This sign-in was ended; sign in again."))
 			return
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			h.fail(c, fmt.Errorf("load device: %w", err))
 			return
 		}
