@@ -77,12 +77,13 @@ func (db *DB) DeleteClient(ctx context.Context, id string) error {
 		if tag.RowsAffected() == 0 {
 			return store.ErrNotFound
 		}
-		if _, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE id IN (
-			SELECT id FROM refresh_tokens WHERE client_id = $1 ORDER BY id FOR UPDATE)`, id); err != nil {
+		// Devices before tokens, the order every transaction locks them in.
+		if _, err = tx.Exec(ctx, `DELETE FROM devices WHERE id IN (
+			SELECT id FROM devices WHERE client_id = $1 ORDER BY id FOR UPDATE)`, id); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM devices WHERE id IN (
-			SELECT id FROM devices WHERE client_id = $1 ORDER BY id FOR UPDATE)`, id)
+		_, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE id IN (
+			SELECT id FROM refresh_tokens WHERE client_id = $1 ORDER BY id FOR UPDATE)`, id)
 		return err
 	})
 	if err != nil {

@@ -93,6 +93,17 @@ func (db *DB) UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*stor
 	var loaded, saved store.RefreshToken
 	var fnErr error
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		// Sign-ins are locked before their tokens everywhere (EndDevice,
+		// RevokeUserTokens), so a refresh racing a sign-out cannot
+		// deadlock. A token's family never changes: reading it unlocked
+		// first is safe.
+		var family string
+		if err := tx.QueryRow(ctx, `SELECT family_id FROM refresh_tokens WHERE hash = $1`, hash).Scan(&family); err != nil {
+			return notFound(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM devices WHERE id = $1 FOR UPDATE`, family); err != nil {
+			return err
+		}
 		rt, err := scanRefreshToken(tx.QueryRow(ctx, selectRefreshToken+` WHERE hash = $1 FOR UPDATE`, hash))
 		if err != nil {
 			return err

@@ -128,10 +128,11 @@ func revokeAllTokens(ctx context.Context, tx pgx.Tx, userID, reason string, now 
 	if tag.RowsAffected() == 0 {
 		return store.ErrNotFound
 	}
-	if _, err = tx.Exec(ctx, revokeUserTokens, ts(now), userID); err != nil {
+	// Devices before tokens, the order every transaction locks them in.
+	if _, err = tx.Exec(ctx, endUserDevicesSQL, ts(now), reason, userID); err != nil {
 		return err
 	}
-	if _, err = tx.Exec(ctx, endUserDevicesSQL, ts(now), reason, userID); err != nil {
+	if _, err = tx.Exec(ctx, revokeUserTokens, ts(now), userID); err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, notifyUser, userID)

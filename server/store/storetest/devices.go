@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"errors"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,6 +296,60 @@ func testDevices(t *testing.T, newStore func(t *testing.T) store.Store) {
 			return &next5, nil
 		})
 		checkErr(t, "rotate a family without a device", err, nil)
+	})
+
+	// Sign-outs racing each other and the sign-in's own refresh: every
+	// one either ends the sign-in or finds it ended, none fails.
+	t.Run("EndRaces", func(t *testing.T) {
+		s := newStore(t)
+		u := mustCreateUser(t, s, "u1", "alice")
+		const n = 8
+		for round := range 5 {
+			family := "f" + ordinal(round)
+			rt := newToken("t-"+family, u.ID, family, base)
+			mustCreateDevice(t, s, deviceOf(rt), rt)
+			errs := make([]error, 4*n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					_, errs[4*i] = s.EndDevice(t.Context(), u.ID, family, api.ReasonSignedOut, base.Add(time.Hour))
+				})
+				wg.Go(func() {
+					<-start
+					_, errs[4*i+1] = s.UpdateRefreshToken(t.Context(), rt.Hash, func(r *store.RefreshToken) (*store.RefreshToken, error) {
+						refresh.Revoke(r, base.Add(time.Hour))
+						return nil, nil
+					})
+				})
+				wg.Go(func() {
+					<-start
+					errs[4*i+2] = s.RevokeUserTokens(t.Context(), u.ID, base.Add(time.Hour))
+				})
+				wg.Go(func() {
+					<-start
+					next := newToken("t-"+family+"-"+ordinal(i), u.ID, family, base.Add(time.Minute))
+					_, errs[4*i+3] = s.UpdateRefreshToken(t.Context(), rt.Hash, func(r *store.RefreshToken) (*store.RefreshToken, error) {
+						if !r.RevokedAt.IsZero() || !r.UsedAt.IsZero() {
+							return nil, store.ErrTokenInvalid
+						}
+						r.UsedAt = base.Add(time.Minute)
+						return &next, nil
+					})
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrTokenInvalid) {
+					t.Fatalf("round %d, call %d: %v", round, i, err)
+				}
+			}
+			if d := mustDevice(t, s, family); !d.Ended() {
+				t.Fatalf("round %d: the device survived its sign-outs: %+v", round, d)
+			}
+		}
 	})
 
 	t.Run("TouchDevice", func(t *testing.T) {
