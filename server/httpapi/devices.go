@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -116,7 +115,6 @@ type signInsEnded struct {
 		Device(ctx context.Context, id string) (store.Device, error)
 	}
 	now func() time.Time
-	log *slog.Logger
 }
 
 // publish wakes the event streams of userID's sign-ins.

@@ -6,7 +6,9 @@
 // Each feature is a handler type holding only its own dependencies and
 // mounting its own routes (Mount): the desktop side of login sessions
 // (desktopSessions), the phone side (phoneSessions), accounts and tokens
-// (accounts), the phone page (pages), and keys and health (keys, health).
+// (accounts), the account's signed-in devices and their event stream
+// (signedInDevices), the phone page (pages), and keys and health (keys,
+// health).
 // They share small pieces: errorWriter (the one place errors become JSON),
 // decodeJSON, the authenticator middleware, and the middleware New puts in
 // front of every route.
@@ -201,7 +203,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	health{errorWriter: errs, store: d.Store}.Mount(r)
 	keys{tokens: d.Tokens}.Mount(r)
 	v1 := r.Group("/api/v1", noStore)
-	ended := signInsEnded{hub: d.Hub, audit: d.Audit, store: d.Store, now: now, log: log}
+	ended := signInsEnded{hub: d.Hub, audit: d.Audit, store: d.Store, now: now}
 	pings := &pingWheel{}
 	(&desktopSessions{
 		errorWriter: errs,
