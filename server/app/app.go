@@ -22,6 +22,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/httpapi"
 	"github.com/qrlogin/qrlogin/server/lanaddr"
 	"github.com/qrlogin/qrlogin/server/login"
@@ -500,8 +501,9 @@ func (a *App) Close() error {
 }
 
 // sweep deletes sessions that ended more than login.Retention ago,
-// refresh tokens past their expiry and audit entries older than
-// AuditRetention, so lookups stay cheap and old data does not pile up.
+// refresh tokens past their expiry, devices that ended or expired more
+// than devices.Retention ago and audit entries older than AuditRetention,
+// so lookups stay cheap and old data does not pile up.
 func (a *App) sweep(ctx context.Context) {
 	t := time.NewTicker(a.cfg.SweepInterval)
 	defer t.Stop()
@@ -529,12 +531,16 @@ func (a *App) sweep(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("sweep refresh tokens", "err", err)
 		}
+		d, err := a.store.DeleteOldDevices(ctx, devices.SweepCutoff(now))
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("sweep devices", "err", err)
+		}
 		k, err := a.store.DeleteAuditBefore(ctx, now.Add(-a.cfg.AuditRetention))
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("sweep audit log", "err", err)
 		}
-		if n+m+k > 0 {
-			a.log.Debug("swept", "sessions", n, "refresh_tokens", m, "audit_entries", k)
+		if n+m+d+k > 0 {
+			a.log.Debug("swept", "sessions", n, "refresh_tokens", m, "devices", d, "audit_entries", k)
 		}
 	}
 }

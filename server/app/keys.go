@@ -143,8 +143,8 @@ func (r *keyRing) reload(ctx context.Context, interval time.Duration) {
 }
 
 // Sign implements httpapi.AccessTokens.
-func (r *keyRing) Sign(userID, amr string) (string, time.Time, error) {
-	return r.cur.Load().signer.Sign(userID, amr)
+func (r *keyRing) Sign(userID, amr, sid string) (string, time.Time, error) {
+	return r.cur.Load().signer.Sign(userID, amr, sid)
 }
 
 // Verify implements httpapi.AccessTokens.
@@ -158,8 +158,8 @@ func (r *keyRing) VerifyClient(token, issuer string) (auth.Claims, error) {
 }
 
 // SignClient implements oauth.Tokens.
-func (r *keyRing) SignClient(issuer, clientID, userID, amr, scope string) (string, time.Time, error) {
-	return r.cur.Load().signer.SignClient(issuer, clientID, userID, amr, scope)
+func (r *keyRing) SignClient(issuer, clientID, userID, amr, scope, sid string) (string, time.Time, error) {
+	return r.cur.Load().signer.SignClient(issuer, clientID, userID, amr, scope, sid)
 }
 
 // SignIDToken implements oauth.Tokens.

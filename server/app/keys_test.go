@@ -141,7 +141,7 @@ func forgeToken(t *testing.T, kid string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := iss.Sign("someone", auth.AMRPassword)
+	tok, _, err := iss.Sign("someone", auth.AMRPassword, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,11 +171,18 @@ func TestMultiInstanceWakeUps(t *testing.T) {
 	if err != nil {
 		t.Fatalf("refresh A's token on B: %v", err)
 	}
+	if _, err := a.Client().Me(ctx, refreshed.AccessToken); err != nil {
+		t.Errorf("B's access token on A: %v", err)
+	}
 	if _, err := a.Client().Refresh(ctx, got.Tokens.RefreshToken); !client.IsCode(err, api.ErrUnauthorized) {
 		t.Errorf("reusing the rotated refresh token on A: %v, want unauthorized", err)
 	}
-	if _, err := a.Client().Me(ctx, refreshed.AccessToken); err != nil {
-		t.Errorf("B's access token on A: %v", err)
+	// The reuse ended the sign-in: its access tokens are refused at once,
+	// on every server.
+	for _, s := range servers {
+		if _, err := s.Client().Me(ctx, refreshed.AccessToken); !client.IsCode(err, api.ErrUnauthorized) {
+			t.Errorf("%s: the access token of a sign-in ended for reuse: %v, want unauthorized", s.appName, err)
+		}
 	}
 	if ja, jb := jwks(t, a.URL), jwks(t, b.URL); !reflect.DeepEqual(ja, jb) || len(ja.Keys) != 1 {
 		t.Errorf("JWKS differ or have not one key:\nA: %+v\nB: %+v", ja, jb)

@@ -20,7 +20,7 @@ func TestClientTokensAreKeptApart(t *testing.T) {
 	c := testclock.New(t0)
 	iss := newIssuer(t, &keyStore{}, c)
 
-	clientTok, exp, err := iss.SignClient(publicURL, "cli", "user-1", auth.AMRQR, "openid profile")
+	clientTok, exp, err := iss.SignClient(publicURL, "cli", "user-1", auth.AMRQR, "openid profile", "dev-app")
 	if err != nil {
 		t.Fatalf("SignClient: %v", err)
 	}
@@ -37,7 +37,7 @@ func TestClientTokensAreKeptApart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("VerifyClient(client token): %v", err)
 	}
-	if got.UserID != "user-1" || got.ClientID != "cli" || got.Scope != "openid profile" || !got.HasAMR(auth.AMRQR) {
+	if got.UserID != "user-1" || got.ClientID != "cli" || got.Scope != "openid profile" || !got.HasAMR(auth.AMRQR) || got.SID != "dev-app" {
 		t.Errorf("client claims %+v", got)
 	}
 
@@ -59,7 +59,7 @@ func TestClientTokensAreKeptApart(t *testing.T) {
 	}
 
 	// A client may not take the API's own audience.
-	if _, _, err := iss.SignClient(publicURL, testAudience, "user-1", auth.AMRQR, ""); err == nil {
+	if _, _, err := iss.SignClient(publicURL, testAudience, "user-1", auth.AMRQR, "", ""); err == nil {
 		t.Error("SignClient with the API's audience as client id succeeded")
 	}
 }

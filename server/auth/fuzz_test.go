@@ -45,7 +45,7 @@ func fuzzIssuer(tb testing.TB) (*auth.Issuer, *fuzzKeys, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tok, _, err := iss.Sign("user-1", auth.AMRPassword)
+	tok, _, err := iss.Sign("user-1", auth.AMRPassword, "")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func tokenSeeds(tb testing.TB, ks *fuzzKeys, valid string) []string {
 		seeds = append(seeds, s)
 	}
 	other, _, _ := fuzzIssuer(tb)
-	if s, _, err := other.Sign("user-1", auth.AMRPassword); err == nil {
+	if s, _, err := other.Sign("user-1", auth.AMRPassword, ""); err == nil {
 		seeds = append(seeds, s)
 	}
 	b64 := base64.RawURLEncoding.EncodeToString

@@ -70,6 +70,9 @@ type Claims struct {
 	// issued to ("aud") and the scope it was granted.
 	ClientID string
 	Scope    string
+	// SID is the sign-in (the device, server/devices) the token belongs
+	// to ("sid"); empty in tokens signed before devices existed.
+	SID string
 }
 
 // HasAMR reports whether the token says the user signed in with method.
@@ -96,6 +99,9 @@ type tokenClaims struct {
 	// In an OAuth client's token (RFC 9068): the client and its scope.
 	ClientID string `json:"client_id,omitempty"`
 	Scope    string `json:"scope,omitempty"`
+	// SID is the sign-in (device) the token belongs to (OpenID Connect
+	// Front-Channel Logout's "sid").
+	SID string `json:"sid,omitempty"`
 }
 
 // Issuer signs and verifies access tokens: JWTs signed with Ed25519
@@ -204,22 +210,23 @@ func newSigningKey(now time.Time) (store.SigningKey, error) {
 func (i *Issuer) TTL() time.Duration { return i.cfg.TTL }
 
 // Sign returns an access token for userID, saying it signed in with
-// method amr (AMRPassword or AMRQR), and the moment it expires. Its
-// issuer and audience are the configured ones: it is a token for this
-// server's own API.
-func (i *Issuer) Sign(userID, amr string) (string, time.Time, error) {
+// method amr (AMRPassword or AMRQR) in the sign-in sid (its device), and
+// the moment it expires. Its issuer and audience are the configured ones:
+// it is a token for this server's own API.
+func (i *Issuer) Sign(userID, amr, sid string) (string, time.Time, error) {
 	return i.sign(tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{Subject: userID, Issuer: i.cfg.Issuer, Audience: jwt.ClaimStrings{i.cfg.Audience}},
 		AMR:              []string{amr},
+		SID:              sid,
 	})
 }
 
 // SignClient returns an access token for userID issued to the OAuth
 // client clientID (RFC 9068): "iss" is issuer (the server's public URL,
 // as its OpenID Connect discovery says), "aud" and "client_id" are the
-// client, "scope" what it was granted. Verify refuses it, so a client's
-// token never works at this server's own API.
-func (i *Issuer) SignClient(issuer, clientID, userID, amr, scope string) (string, time.Time, error) {
+// client, "scope" what it was granted, "sid" the sign-in (device). Verify
+// refuses it, so a client's token never works at this server's own API.
+func (i *Issuer) SignClient(issuer, clientID, userID, amr, scope, sid string) (string, time.Time, error) {
 	if issuer == "" || clientID == "" || clientID == i.cfg.Audience {
 		return "", time.Time{}, fmt.Errorf("sign client access token: issuer %q and client %q must be set and the client must not be %q", issuer, clientID, i.cfg.Audience)
 	}
@@ -228,6 +235,7 @@ func (i *Issuer) SignClient(issuer, clientID, userID, amr, scope string) (string
 		AMR:              []string{amr},
 		ClientID:         clientID,
 		Scope:            scope,
+		SID:              sid,
 	})
 }
 
@@ -365,7 +373,7 @@ func (i *Issuer) verify(token string) (tokenClaims, Claims, error) {
 	if !i.cfg.Now().Before(rc.ExpiresAt.Time) {
 		return tokenClaims{}, Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, jwt.ErrTokenExpired)
 	}
-	c := Claims{UserID: rc.Subject, ID: rc.ID, ExpiresAt: rc.ExpiresAt.Time, AMR: tc.AMR}
+	c := Claims{UserID: rc.Subject, ID: rc.ID, ExpiresAt: rc.ExpiresAt.Time, AMR: tc.AMR, SID: tc.SID}
 	if rc.IssuedAt != nil {
 		c.IssuedAt = rc.IssuedAt.Time
 	}

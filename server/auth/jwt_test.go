@@ -77,7 +77,7 @@ func newIssuer(tb testing.TB, ks auth.KeyStore, c *testclock.Clock) *auth.Issuer
 
 func mustSign(tb testing.TB, iss *auth.Issuer, userID string) string {
 	tb.Helper()
-	tok, _, err := iss.Sign(userID, auth.AMRPassword)
+	tok, _, err := iss.Sign(userID, auth.AMRPassword, "")
 	if err != nil {
 		tb.Fatalf("Sign: %v", err)
 	}
@@ -210,7 +210,7 @@ func TestIssuerSign(t *testing.T) {
 	ks := &keyStore{}
 	c := testclock.New(t0.Add(700 * time.Millisecond))
 	iss := newIssuer(t, ks, c)
-	tok, exp, err := iss.Sign("user-7", auth.AMRQR)
+	tok, exp, err := iss.Sign("user-7", auth.AMRQR, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestIssuerSign(t *testing.T) {
 	if !strings.Contains(string(payload), `"amr":["qr"]`) || !strings.Contains(string(payload), `"iat_us":1772366400700000`) {
 		t.Errorf("payload %s lacks amr [qr] or iat_us", payload)
 	}
-	if _, _, err := iss.Sign("user-7", ""); err == nil {
+	if _, _, err := iss.Sign("user-7", "", ""); err == nil {
 		t.Errorf("Sign without a method succeeded")
 	}
 
@@ -274,7 +274,7 @@ func TestIssuerSign(t *testing.T) {
 		t.Errorf("two tokens share jti %q", rc.ID)
 	}
 
-	if _, _, err := iss.Sign("", auth.AMRPassword); err == nil {
+	if _, _, err := iss.Sign("", auth.AMRPassword, ""); err == nil {
 		t.Errorf("Sign(\"\") succeeded")
 	}
 }
@@ -458,7 +458,7 @@ func TestIssuerConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 50 {
-				tok, _, err := iss.Sign("u", auth.AMRPassword)
+				tok, _, err := iss.Sign("u", auth.AMRPassword, "")
 				if err == nil {
 					_, err = iss.Verify(tok)
 				}
@@ -476,7 +476,7 @@ func BenchmarkSign(b *testing.B) {
 	iss := newIssuer(b, &keyStore{}, testclock.New(t0))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := iss.Sign("user-1", auth.AMRPassword); err != nil {
+		if _, _, err := iss.Sign("user-1", auth.AMRPassword, ""); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -577,5 +577,24 @@ func TestRevoked(t *testing.T) {
 				t.Errorf("Revoked(%v, %v) = %v, want %v", tt.issued, tt.validAfter, got, tt.revoked)
 			}
 		})
+	}
+}
+
+// An access token names its sign-in ("sid"), so the server can refuse it
+// once that sign-in is ended; tokens signed without one verify with none.
+func TestSignCarriesSID(t *testing.T) {
+	iss := newIssuer(t, &keyStore{}, testclock.New(t0))
+	for _, sid := range []string{"device-1", ""} {
+		tok, _, err := iss.Sign("user-1", auth.AMRQR, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := iss.Verify(tok)
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if got.SID != sid {
+			t.Errorf("SID = %q, want %q", got.SID, sid)
+		}
 	}
 }

@@ -4,18 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
 
-const userKey = "user"
+// Context keys the authenticator sets: the user, and the sign-in
+// (device id) of the credential, when it has one.
+const (
+	userKey   = "user"
+	deviceKey = "device"
+)
 
 // authenticator is the middleware that authenticates phones and bearers
 // of access tokens; the handler after it finds the user with userOf.
@@ -24,6 +31,8 @@ type authenticator struct {
 	store interface {
 		User(ctx context.Context, id string) (store.User, error)
 		RefreshToken(ctx context.Context, hash []byte) (store.RefreshToken, error)
+		Device(ctx context.Context, id string) (store.Device, error)
+		TouchDevice(ctx context.Context, id, ip string, now time.Time) error
 	}
 	tokens interface {
 		Verify(token string) (auth.Claims, error)
@@ -31,7 +40,11 @@ type authenticator struct {
 	policy refresh.Policy
 	cookie phoneCookie
 	now    func() time.Time
+	log    *slog.Logger
 }
+
+// errSignInEnded answers a credential whose sign-in (device) was ended.
+var errSignInEnded = errorf(api.ErrUnauthorized, "This sign-in was ended; sign in again.")
 
 func bearer(c *gin.Context) string {
 	h := c.GetHeader("Authorization")
@@ -45,6 +58,11 @@ func userOf(c *gin.Context) store.User {
 	u, _ := c.Get(userKey)
 	return u.(store.User)
 }
+
+// deviceOf is the sign-in (device id) of the request's credential: the
+// phone cookie's family or the access token's "sid"; empty for an access
+// token from before devices existed.
+func deviceOf(c *gin.Context) string { return c.GetString(deviceKey) }
 
 // requireBearer authenticates the request by its access token, whatever
 // the way its user signed in.
@@ -124,8 +142,40 @@ func (s *authenticator) setBearerUser(c *gin.Context, claims auth.Claims) bool {
 		s.writeError(c, errorf(api.ErrUnauthorized, "The access token was revoked; sign in again."))
 		return false
 	}
+	// A token of an ended sign-in is refused at once, not when it expires.
+	// A token whose sign-in this database does not know (signed before
+	// devices existed, or carried over by "store copy", which copies no
+	// sign-ins) lives out its short life, as it did before: ending a
+	// sign-in always finds its row, so no revocation is missed.
+	if claims.SID != "" {
+		d, err := s.store.Device(c.Request.Context(), claims.SID)
+		switch {
+		case err == nil && (d.Ended() || d.UserID != u.ID):
+			s.writeError(c, errSignInEnded)
+			return false
+		case err == nil:
+			s.touch(c, d)
+			c.Set(deviceKey, d.ID)
+		case !errors.Is(err, store.ErrNotFound):
+			s.writeError(c, fmt.Errorf("load device of access token: %w", err))
+			return false
+		}
+	}
 	c.Set(userKey, u)
 	return true
+}
+
+// touch records the request as the device's latest use, at most once per
+// devices.TouchInterval (or when its address changes). A failure only
+// leaves the record stale, so it is logged, not answered.
+func (s *authenticator) touch(c *gin.Context, d store.Device) {
+	ip, now := c.ClientIP(), s.now()
+	if !devices.TouchDue(d, ip, now) {
+		return
+	}
+	if err := s.store.TouchDevice(c.Request.Context(), d.ID, ip, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.WarnContext(c.Request.Context(), "record device use", "device", d.ID, "err", err)
+	}
 }
 
 // requireCookie authenticates a phone by its cookie.
@@ -150,6 +200,22 @@ func (s *authenticator) requireCookie(c *gin.Context) {
 		s.writeError(c, errorf(api.ErrUnauthorized, "Your sign-in on this phone has ended; sign in again."))
 		return
 	}
+	// Ending the device revokes the cookie in the same transaction; the
+	// device is checked as well so neither can outlive the other. A cookie
+	// from before devices existed has none.
+	d, err := s.store.Device(c.Request.Context(), rt.FamilyID)
+	switch {
+	case err == nil && d.Ended():
+		s.cookie.clear(c)
+		s.writeError(c, errorf(api.ErrUnauthorized, "Your sign-in on this phone has ended; sign in again."))
+		return
+	case err == nil:
+		s.touch(c, d)
+	case !errors.Is(err, store.ErrNotFound):
+		s.writeError(c, fmt.Errorf("load device of phone session: %w", err))
+		return
+	}
+	c.Set(deviceKey, rt.FamilyID)
 	c.Set(userKey, u)
 	c.Next()
 }

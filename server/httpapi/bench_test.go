@@ -57,7 +57,7 @@ func newBenchEnv(b *testing.B, opts ...func(*Config)) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	access, _, err := issuer.Sign(u.ID, auth.AMRPassword)
+	access, _, err := issuer.Sign(u.ID, auth.AMRPassword, "")
 	if err != nil {
 		b.Fatal(err)
 	}

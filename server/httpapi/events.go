@@ -216,11 +216,26 @@ type pinged struct {
 	// gone, and the stream's handler ends.
 	failed chan struct{}
 	err    error
+	// tick, when made, gets a signal every tickEvery pings, for a stream
+	// that checks something now and then (tickle).
+	tick      chan struct{}
+	tickEvery int
+	pings     int
 }
 
 // start puts ev on the wheel, to be pinged every interval until stop.
 func (p *pingWheel) start(ev *eventStream, every time.Duration) *pinged {
-	pd := &pinged{ev: ev, every: every, failed: make(chan struct{})}
+	return p.startTicking(ev, every, 0)
+}
+
+// startTicking is start for a stream that also wants a signal on
+// pd.tick every n pings (none when n is 0): a wake-up of its goroutine
+// only that often.
+func (p *pingWheel) startTicking(ev *eventStream, every time.Duration, n int) *pinged {
+	pd := &pinged{ev: ev, every: every, failed: make(chan struct{}), tickEvery: n}
+	if n > 0 {
+		pd.tick = make(chan struct{}, 1)
+	}
 	p.schedule(pd)
 	return pd
 }
@@ -270,6 +285,12 @@ func (pd *pinged) ping() bool {
 		close(pd.failed)
 		return false
 	}
+	if pd.pings++; pd.tickEvery > 0 && pd.pings%pd.tickEvery == 0 {
+		select {
+		case pd.tick <- struct{}{}:
+		default: // the last one is not taken yet; one is enough
+		}
+	}
 	return true
 }
 
@@ -288,10 +309,13 @@ func (pd *pinged) stop() {
 	pd.stopped = true
 }
 
+// streamEnds is how every event stream ends when it cannot end cleanly.
+type streamEnds struct{ log *slog.Logger }
+
 // abortOnPanic turns a panic after the stream started into a logged,
 // cut connection, so the client sees a broken stream rather than a clean
 // end. Before that, the panic goes on to recoverJSON's 500.
-func (s *desktopSessions) abortOnPanic(c *gin.Context) {
+func (s streamEnds) abortOnPanic(c *gin.Context) {
 	r := recover()
 	if r == nil {
 		return
@@ -322,7 +346,7 @@ func (s *desktopSessions) streamError(c *gin.Context, pd *pinged, err error) {
 }
 
 // streamGone notes a stream whose client went away.
-func (s *desktopSessions) streamGone(c *gin.Context, err error) {
+func (s streamEnds) streamGone(c *gin.Context, err error) {
 	s.log.DebugContext(c.Request.Context(), "event stream ended by the client", slog.Any("err", err))
 	lineOf(c).status = 499
 }

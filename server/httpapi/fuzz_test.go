@@ -191,6 +191,14 @@ func addBodySeeds(f *testing.F) {
 	for _, ct := range contentTypeSeeds {
 		f.Add(`{"username":"alice","password":"`+alicePass+`"}`, ct)
 	}
+	// A password sign-in's description of its device.
+	for _, dev := range []string{
+		`"device_name":"Alice's iPhone","platform":"iOS","app_name":"Safari"`,
+		`"device_name":" \u202eenohP\u0007\n ","platform":"` + strings.Repeat("é", 150) + `","app_name":"\u2028x"`,
+		`"device_name":7`, `"platform":null`, `"app_name":"\ud800"`,
+	} {
+		f.Add(`{"username":"alice","password":"`+alicePass+`",`+dev+`}`, "application/json")
+	}
 }
 
 // bodyRequest is a POST of body with Content-Type ct (none when empty),
@@ -228,6 +236,21 @@ func FuzzLoginBody(f *testing.F) {
 			}
 			if json.Unmarshal(w.Body.Bytes(), &got) != nil || got.Tokens.AccessToken == "" || got.Tokens.RefreshToken == "" {
 				t.Fatalf("sign-in answer without tokens: %s", w.Body)
+			}
+			// The device as the phone's list shows it: clean text.
+			r := parseTarget("GET", "/api/v1/devices")
+			r.Header.Set("Authorization", "Bearer "+got.Tokens.AccessToken)
+			lw := fz.serve(r)
+			var ds api.DevicesResponse
+			if lw.Code != http.StatusOK || json.Unmarshal(lw.Body.Bytes(), &ds) != nil {
+				t.Fatalf("devices after a sign-in: %d %s", lw.Code, lw.Body)
+			}
+			for _, d := range ds.Devices {
+				if d.Current {
+					checkCleanText(t, "device_name", d.Name, 100)
+					checkCleanText(t, "platform", d.Platform, 100)
+					checkCleanText(t, "app_name", d.AppName, 100)
+				}
 			}
 		}
 	})
@@ -376,6 +399,7 @@ var pathKinds = []struct{ method, prefix, suffix string }{
 	{"GET", "/m/static/", ""},
 	{"GET", "/api/v1/login-sessions/", "/status?after=pending&wait=1"},
 	{"GET", "/api/v1/login-sessions/{id}/status?", ""},
+	{"DELETE", "/api/v1/devices/", ""},
 }
 
 // FuzzPathValue: session ids, user codes and asset names in paths, and the
@@ -409,7 +433,7 @@ func FuzzPathValue(f *testing.F) {
 		if requestID != "" {
 			r.Header.Set("X-Request-ID", requestID)
 		}
-		if k.method == "DELETE" || strings.HasPrefix(k.suffix, "/status") {
+		if k.method == "DELETE" && k.prefix == "/api/v1/login-sessions/" || strings.HasPrefix(k.suffix, "/status") {
 			r.Header.Set("Authorization", "Bearer not-the-poll-token")
 		} else {
 			r.AddCookie(fz.phone)

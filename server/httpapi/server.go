@@ -6,7 +6,9 @@
 // Each feature is a handler type holding only its own dependencies and
 // mounting its own routes (Mount): the desktop side of login sessions
 // (desktopSessions), the phone side (phoneSessions), accounts and tokens
-// (accounts), the phone page (pages), and keys and health (keys, health).
+// (accounts), the account's signed-in devices and their event stream
+// (signedInDevices), the phone page (pages), and keys and health (keys,
+// health).
 // They share small pieces: errorWriter (the one place errors become JSON),
 // decodeJSON, the authenticator middleware, and the middleware New puts in
 // front of every route.
@@ -45,7 +47,7 @@ import (
 
 // AccessTokens signs and verifies access tokens (auth.Issuer).
 type AccessTokens interface {
-	Sign(userID, amr string) (string, time.Time, error)
+	Sign(userID, amr, sid string) (string, time.Time, error)
 	Verify(token string) (auth.Claims, error)
 	JWKS() auth.JWKS
 	TTL() time.Duration
@@ -220,7 +222,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	errs := errorWriter{log: log}
 	policy := refresh.Policy{TTL: cfg.RefreshTTL, MaxAge: cfg.RefreshMaxAge}
 	mint := minter{tokens: d.Tokens, policy: policy, now: now}
-	authn := &authenticator{errorWriter: errs, store: d.Store, tokens: d.Tokens, policy: policy, cookie: s.cookie, now: now}
+	authn := &authenticator{errorWriter: errs, store: d.Store, tokens: d.Tokens, policy: policy, cookie: s.cookie, now: now, log: log}
 
 	r := gin.New()
 	// Trust X-Forwarded-For only from configured proxies; nil trusts none.
@@ -244,8 +246,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 	health{errorWriter: errs, store: d.Store}.Mount(r)
 	keys{tokens: d.Tokens}.Mount(r)
 	v1 := r.Group("/api/v1", noStore)
+	ended := signInsEnded{hub: d.Hub, audit: d.Audit, store: d.Store, now: now}
+	pings := &pingWheel{}
 	(&desktopSessions{
 		errorWriter: errs,
+		streamEnds:  streamEnds{log: log},
 		log:         log,
 		now:         now,
 		store:       d.Store,
@@ -259,7 +264,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		publicURL:   cfg.PublicURL,
 		ttl:         cfg.SessionTTL,
 		ping:        cfg.PingInterval,
-		pings:       &pingWheel{},
+		pings:       pings,
 		audit:       d.Audit,
 	}).Mount(v1)
 	(&phoneSessions{
@@ -285,6 +290,21 @@ func New(cfg Config, d Deps) (*Server, error) {
 		metrics:     d.Metrics,
 		limits:      d.Limits,
 		audit:       d.Audit,
+		ended:       ended,
+	}).Mount(v1)
+	(&signedInDevices{
+		errorWriter: errs,
+		streamEnds:  streamEnds{log: log},
+		now:         now,
+		store:       d.Store,
+		hub:         d.Hub,
+		auth:        authn,
+		cookie:      s.cookie,
+		ended:       ended,
+		waits:       s.waits,
+		closing:     s.closing,
+		pings:       pings,
+		ping:        cfg.PingInterval,
 	}).Mount(v1)
 	pages{errorWriter: errs}.Mount(r)
 	for _, m := range d.Extra {

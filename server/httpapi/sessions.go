@@ -17,6 +17,7 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/notify"
 	"github.com/qrlogin/qrlogin/server/qrpng"
@@ -41,13 +42,14 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 // lets the desktop withdraw.
 type desktopSessions struct {
 	errorWriter
+	streamEnds
 	log   *slog.Logger
 	now   func() time.Time // UTC
 	store interface {
 		CreateSession(ctx context.Context, s login.Session) error
 		Session(ctx context.Context, id string) (login.Session, error)
 		UpdateSession(ctx context.Context, id string, fn func(*login.Session) error) (login.Session, error)
-		DeliverSession(ctx context.Context, id string, rt store.RefreshToken, now time.Time) (login.Session, error)
+		DeliverSession(ctx context.Context, id string, d store.Device, rt store.RefreshToken, now time.Time) (login.Session, error)
 		User(ctx context.Context, id string) (store.User, error)
 	}
 	hub     *notify.Hub
@@ -234,15 +236,16 @@ func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, ip st
 	if err != nil {
 		return 0, nil, fmt.Errorf("load confirming user: %w", err)
 	}
-	access, err := s.mint.access(u.ID, auth.AMRQR)
-	if err != nil {
-		return 0, nil, err
-	}
 	refresh, rt, err := s.mint.refresh(u.ID, auth.AMRQR)
 	if err != nil {
 		return 0, nil, err
 	}
-	saved, err := s.store.DeliverSession(ctx, sess.ID, rt, now)
+	access, err := s.mint.access(u.ID, auth.AMRQR, rt.FamilyID)
+	if err != nil {
+		return 0, nil, err
+	}
+	// The desktop's description and address come from the session.
+	saved, err := s.store.DeliverSession(ctx, sess.ID, devices.Start(rt, devices.Info{}, ""), rt, now)
 	if errors.Is(err, login.ErrExpired) {
 		return http.StatusOK, statusResponse(saved, login.Expired), nil
 	}

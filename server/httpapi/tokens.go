@@ -17,16 +17,17 @@ const refreshTokenBytes = 32
 // sign-in and the desktop's QR sign-in share it.
 type minter struct {
 	tokens interface {
-		Sign(userID, amr string) (string, time.Time, error)
+		Sign(userID, amr, sid string) (string, time.Time, error)
 		TTL() time.Duration
 	}
 	policy refresh.Policy
 	now    func() time.Time
 }
 
-// access signs an access token for userID, who signed in with method amr.
-func (m minter) access(userID, amr string) (string, error) {
-	tok, _, err := m.tokens.Sign(userID, amr)
+// access signs an access token for userID, who signed in with method amr
+// in the sign-in (device) sid.
+func (m minter) access(userID, amr, sid string) (string, error) {
+	tok, _, err := m.tokens.Sign(userID, amr, sid)
 	if err != nil {
 		return "", fmt.Errorf("sign access token: %w", err)
 	}

@@ -14,10 +14,12 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/requestid"
 	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/shared/api"
 )
 
 // DeviceGrantType is the grant_type of RFC 8628 §3.4.
@@ -33,14 +35,15 @@ type Store interface {
 	CreateSession(ctx context.Context, s login.Session) error
 	SessionByPollToken(ctx context.Context, hash []byte) (login.Session, error)
 	UpdateSession(ctx context.Context, id string, fn func(*login.Session) error) (login.Session, error)
-	DeliverSession(ctx context.Context, id string, rt store.RefreshToken, now time.Time) (login.Session, error)
+	DeliverSession(ctx context.Context, id string, d store.Device, rt store.RefreshToken, now time.Time) (login.Session, error)
 	UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*store.RefreshToken) (*store.RefreshToken, error)) (store.RefreshToken, error)
+	Device(ctx context.Context, id string) (store.Device, error)
 }
 
 // Tokens signs and verifies clients' tokens (auth.Issuer, or the server's
 // key ring over it).
 type Tokens interface {
-	SignClient(issuer, clientID, userID, amr, scope string) (string, time.Time, error)
+	SignClient(issuer, clientID, userID, amr, scope, sid string) (string, time.Time, error)
 	VerifyClient(token, issuer string) (auth.Claims, error)
 	SignIDToken(t auth.IDToken) (string, error)
 	TTL() time.Duration
@@ -419,20 +422,25 @@ func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Sessi
 	}
 	var rt store.RefreshToken
 	var refreshTok string
+	// The sign-in's device: its refresh chain's family, or, without a
+	// refresh token, a device of its own that lasts as its access token.
+	dev := store.Device{ID: auth.NewID(), Kind: api.DeviceApp, ClientID: cl.ID, AppName: cl.Name,
+		CreatedAt: now.UTC(), LastUsedAt: now.UTC(), ExpiresAt: now.UTC().Add(h.tokens.TTL())}
 	if hasScope(sess.Scope, ScopeOfflineAccess) {
 		if refreshTok, err = auth.NewToken(refreshTokenBytes); err != nil {
 			return TokenResponse{}, fmt.Errorf("new refresh token: %w", err)
 		}
 		rt = h.cfg.Refresh.Start(refresh.KindRefresh, u.ID, auth.AMRQR, auth.NewID(), auth.NewID(), auth.HashToken(refreshTok), now)
 		rt.ClientID, rt.Scope = cl.ID, sess.Scope
+		dev = devices.Start(rt, devices.Info{AppName: cl.Name}, "")
 	}
 	// Signed before the delivery, so a signing failure cannot lose tokens
 	// that the session already counts as delivered.
-	resp, err := h.issue(cl, u, sess.Scope, now)
+	resp, err := h.issue(cl, u, sess.Scope, dev.ID, now)
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	_, err = h.store.DeliverSession(ctx, sess.ID, rt, now)
+	_, err = h.store.DeliverSession(ctx, sess.ID, dev, rt, now)
 	switch {
 	case errors.Is(err, login.ErrConsumed):
 		return TokenResponse{}, badRequest(errInvalidGrant, "The device code was already used.")
@@ -462,10 +470,10 @@ func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Sessi
 	return resp, nil
 }
 
-// issue signs an access token for cl and, with scope openid, an ID token
-// for a sign-in made at authTime.
-func (h *Handler) issue(cl store.Client, u store.User, scope string, authTime time.Time) (TokenResponse, error) {
-	access, _, err := h.tokens.SignClient(h.cfg.PublicURL, cl.ID, u.ID, auth.AMRQR, scope)
+// issue signs an access token for cl in the sign-in (device) sid and, with
+// scope openid, an ID token for a sign-in made at authTime.
+func (h *Handler) issue(cl store.Client, u store.User, scope, sid string, authTime time.Time) (TokenResponse, error) {
+	access, _, err := h.tokens.SignClient(h.cfg.PublicURL, cl.ID, u.ID, auth.AMRQR, scope, sid)
 	if err != nil {
 		return TokenResponse{}, fmt.Errorf("sign access token: %w", err)
 	}
@@ -538,7 +546,7 @@ func (h *Handler) refreshToken(ctx context.Context, c *gin.Context, cl store.Cli
 	if asked != "" {
 		scope = asked
 	}
-	resp, err := h.issue(cl, u, scope, old.AuthTime)
+	resp, err := h.issue(cl, u, scope, old.FamilyID, old.AuthTime)
 	if err != nil {
 		return TokenResponse{}, err
 	}
@@ -652,6 +660,19 @@ func (h *Handler) userinfo(c *gin.Context) {
 	if err != nil {
 		h.fail(c, fmt.Errorf("load user: %w", err))
 		return
+	}
+	// A sign-in this database does not know (a deleted client's went with
+	// it, refused above) is no revocation; an ended one is.
+	if claims.SID != "" {
+		d, err := h.store.Device(ctx, claims.SID)
+		if err == nil && (d.Ended() || d.UserID != u.ID) {
+			h.fail(c, invalid("This sign-in was ended; sign in again."))
+			return
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			h.fail(c, fmt.Errorf("load device: %w", err))
+			return
+		}
 	}
 	if !hasScope(claims.Scope, ScopeOpenID) {
 		h.fail(c, &Error{Status: http.StatusForbidden, Code: errInsufficientScope,

@@ -20,6 +20,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
+	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/testclock"
 )
 
@@ -405,7 +406,7 @@ func TestUserinfoErrors(t *testing.T) {
 	e := newEnv(t, nil)
 	full := e.signIn(t, "cli", "openid profile")["access_token"].(string)
 	bare := e.signIn(t, "other", "")["access_token"].(string)
-	apiTok, _, err := e.iss.Sign(e.user.ID, auth.AMRPassword)
+	apiTok, _, err := e.iss.Sign(e.user.ID, auth.AMRPassword, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,5 +502,41 @@ func TestDiscovery(t *testing.T) {
 		if !ok || strings.Join(got, " ") != v {
 			t.Errorf("%s = %v, want [%s]", k, a.body[k], v)
 		}
+	}
+}
+
+// An app's sign-in is a device of the user's, with or without a refresh
+// token: ending it from the phone refuses its access token at userinfo
+// at once, and its refresh token.
+func TestEndedAppSignIn(t *testing.T) {
+	for _, scope := range []string{"openid", "openid offline_access"} {
+		t.Run(scope, func(t *testing.T) {
+			e := newEnv(t, nil)
+			tokens := e.signIn(t, "cli", scope)
+			access := tokens["access_token"].(string)
+			ds, err := e.st.Devices(t.Context(), e.user.ID, e.clock.Now())
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("devices %+v, %v; want the app's", ds, err)
+			}
+			if d := ds[0]; d.Kind != api.DeviceApp || d.AppName != "Notes CLI" || d.ClientID != "cli" {
+				t.Errorf("app device %+v", d)
+			}
+			claims, err := e.iss.VerifyClient(access, publicURL)
+			if err != nil || claims.SID != ds[0].ID {
+				t.Fatalf("access token's sid %q, want the device %q (%v)", claims.SID, ds[0].ID, err)
+			}
+			get := req{method: http.MethodGet, path: oauth.PathUserinfo, header: map[string]string{"Authorization": "Bearer " + access}}
+			if r := e.do(t, get); r.status != 200 {
+				t.Fatalf("userinfo: %d %v", r.status, r.body)
+			}
+			if _, err := e.st.EndDevice(t.Context(), e.user.ID, ds[0].ID, api.ReasonSignedOut, e.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			want(t, "userinfo of an ended sign-in", e.do(t, get), 401, "invalid_token")
+			if rt, ok := tokens["refresh_token"].(string); ok {
+				r := e.do(t, req{path: oauth.PathToken, form: url.Values{"grant_type": {"refresh_token"}, "client_id": {"cli"}, "refresh_token": {rt}}})
+				want(t, "refresh of an ended sign-in", r, 400, "invalid_grant")
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/audit"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
 )
@@ -44,6 +45,10 @@ type User struct {
 // RefreshToken is a refresh token or phone cookie, stored only as its
 // hash; its rules are in server/refresh.
 type RefreshToken = refresh.Token
+
+// Device is one sign-in of a user (a refresh chain, a phone cookie, or an
+// app's access token); its rules are in server/devices.
+type Device = devices.Device
 
 // Client is an OAuth 2.0 client: an app registered to sign its users in
 // through the device authorization grant.
@@ -89,15 +94,16 @@ type Store interface {
 	// CountUsers returns how many users exist.
 	CountUsers(ctx context.Context) (int, error)
 	// SetPassword replaces a user's password hash and, in the same
-	// transaction, does what RevokeUserTokens does; ErrNotFound if there
-	// is no such user.
+	// transaction, does what RevokeUserTokens does but ends the devices
+	// for api.ReasonPasswordChanged; ErrNotFound if there is no such user.
 	SetPassword(ctx context.Context, userID, passwordHash string, now time.Time) error
 	// RevokeUserTokens sets the user's TokensValidAfter to now (to the
-	// microsecond) and revokes every refresh token and phone cookie of
-	// theirs, in one transaction; ErrNotFound if there is no such user.
+	// microsecond), revokes every refresh token and phone cookie of
+	// theirs and ends every device not yet ended (api.ReasonLogoutAll),
+	// in one transaction; ErrNotFound if there is no such user.
 	RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
-	// DeleteUser removes a user and their refresh tokens; ErrNotFound if
-	// there is no such user.
+	// DeleteUser removes a user, their refresh tokens and their devices;
+	// ErrNotFound if there is no such user.
 	DeleteUser(ctx context.Context, userID string) error
 
 	// CreateSession stores a new login session; ErrConflict if its id or
@@ -117,11 +123,14 @@ type Store interface {
 	// ErrNotFound if there is no such session.
 	UpdateSession(ctx context.Context, id string, fn func(*login.Session) error) (login.Session, error)
 	// DeliverSession runs login.Deliver on the session and, if it succeeds,
-	// stores rt (with rt.UserID set to the session's user) in the same
-	// transaction. It returns the session as saved. Errors from
+	// stores rt (with rt.UserID set to the session's user) and the sign-in's
+	// device d, completed from the session by devices.FromSession, in the
+	// same transaction. It returns the session as saved. Errors from
 	// login.Deliver are returned unwrapped. When rt.Hash is empty no token
-	// is stored (an OAuth client that did not ask for offline_access).
-	DeliverSession(ctx context.Context, id string, rt RefreshToken, now time.Time) (login.Session, error)
+	// is stored (an OAuth client that did not ask for offline_access), but
+	// the device is: its access token can be ended too. d.ID is rt.FamilyID
+	// when a token is stored.
+	DeliverSession(ctx context.Context, id string, d Device, rt RefreshToken, now time.Time) (login.Session, error)
 	// ExpireSessions sets the status of every live session (pending,
 	// scanned, confirmed) whose ExpiresAt is not after now to expired, in
 	// one transaction, and returns how many it changed. Each session is
@@ -131,15 +140,18 @@ type Store interface {
 	// or expiry) before cutoff, and returns how many it removed.
 	DeleteEndedSessions(ctx context.Context, cutoff time.Time) (int, error)
 
-	// CreateRefreshToken stores a new refresh token (a new family when
-	// rt.FamilyID is new).
+	// CreateRefreshToken stores a refresh token as it is, without a
+	// device (moving a store; tests). New sign-ins use CreateDevice.
 	CreateRefreshToken(ctx context.Context, rt RefreshToken) error
 	// UpdateRefreshToken loads the token with that hash, calls fn on it
 	// and saves it as fn left it (UsedAt, RevokedAt), all in one
 	// transaction, and returns it as saved. If fn returns a token, that is
-	// stored too (a rotated token's successor). Whenever the saved token
-	// is revoked, every token of its family not yet revoked is revoked at
-	// the same time, so a revocation always ends the whole chain.
+	// stored too (a rotated token's successor), and the family's device
+	// follows it (devices.Rotated). Whenever the saved token is revoked,
+	// every token of its family not yet revoked is revoked at the same
+	// time, so a revocation always ends the whole chain, and the family's
+	// device is ended: api.ReasonReuseDetected when fn returned
+	// ErrTokenReused, api.ReasonSignedOut otherwise.
 	// If fn returns ErrTokenReused (refresh.ErrReused), the token as fn
 	// left it and its family's revocation are committed and the error is
 	// returned, so detecting reuse and revoking cannot come apart. Any
@@ -157,6 +169,31 @@ type Store interface {
 	// one when limit is 0. It is for copying a store (store copy).
 	RefreshTokens(ctx context.Context, afterID string, limit int) ([]RefreshToken, error)
 
+	// CreateDevice stores a new sign-in: its device d and its first
+	// refresh token or phone cookie rt (d.ID == rt.FamilyID), in one
+	// transaction. ErrConflict if either id or the hash is taken,
+	// ErrNotFound if the user does not exist.
+	CreateDevice(ctx context.Context, d Device, rt RefreshToken) error
+	// Device returns the device with that id whatever its state, or
+	// ErrNotFound.
+	Device(ctx context.Context, id string) (Device, error)
+	// Devices returns the user's devices live at now (devices.Device.Live),
+	// newest sign-in first.
+	Devices(ctx context.Context, userID string, now time.Time) ([]Device, error)
+	// EndDevice ends the user's device id for reason at now and revokes
+	// its refresh chain or phone cookie, in one transaction, and returns
+	// it as saved. ErrNotFound if there is no such device of that user or
+	// it was ended already.
+	EndDevice(ctx context.Context, userID, id, reason string, now time.Time) (Device, error)
+	// TouchDevice records a use of a device not ended: LastUsedAt (never
+	// moving back) and LastIP. Callers decide with devices.TouchDue
+	// whether it is worth a write. ErrNotFound if there is no such device
+	// or it has ended.
+	TouchDevice(ctx context.Context, id, ip string, now time.Time) error
+	// DeleteOldDevices removes devices that ended or expired before
+	// cutoff, and returns how many it removed.
+	DeleteOldDevices(ctx context.Context, cutoff time.Time) (int, error)
+
 	// SigningKeys returns every stored signing key, newest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 	// CreateSigningKey stores a new signing key; ErrConflict if its id is
@@ -173,8 +210,9 @@ type Store interface {
 	// Clients returns every OAuth client ordered by id.
 	Clients(ctx context.Context) ([]Client, error)
 	// DeleteClient removes an OAuth client and, in the same transaction,
-	// every refresh token issued to it, so a client registered again
-	// under the same id inherits nothing; ErrNotFound if there is none.
+	// every refresh token and device issued to it, so a client registered
+	// again under the same id inherits nothing; ErrNotFound if there is
+	// none.
 	DeleteClient(ctx context.Context, id string) error
 
 	// AppendAudit adds an entry to the audit log. A zero e.ID is assigned

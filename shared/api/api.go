@@ -175,10 +175,16 @@ type StatusResponse struct {
 	Status Status `json:"status"`
 }
 
-// LoginRequest is the body of POST /api/v1/auth/login.
+// LoginRequest is the body of POST /api/v1/auth/login and of the phone
+// page's POST /api/v1/auth/cookie. The device fields are optional: they
+// describe the signing-in device in GET /api/v1/devices, and are trimmed,
+// stripped of control characters and cut to 100 characters by the server.
 type LoginRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	DeviceName string `json:"device_name,omitempty"`
+	Platform   string `json:"platform,omitempty"`
+	AppName    string `json:"app_name,omitempty"`
 }
 
 // LoginResponse is the 200 body of POST /api/v1/auth/login and

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
@@ -60,7 +61,7 @@ func BenchmarkSignIn(b *testing.B) {
 			b.Fatal(err)
 		}
 		rt := store.RefreshToken{ID: "t-" + id, Hash: []byte("h-" + id), FamilyID: "f-" + id, Kind: refresh.KindRefresh, AMR: "qr", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		if _, err := db.DeliverSession(b.Context(), id, rt, now); err != nil {
+		if _, err := db.DeliverSession(b.Context(), id, devices.Start(rt, devices.Info{}, ""), rt, now); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -65,7 +65,8 @@ func (db *DB) Clients(ctx context.Context) ([]store.Client, error) {
 	return out, nil
 }
 
-// DeleteClient removes an OAuth client and its refresh tokens in one
+// DeleteClient removes an OAuth client, its refresh tokens and its
+// devices in one
 // transaction; store.ErrNotFound if there is none.
 func (db *DB) DeleteClient(ctx context.Context, id string) error {
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
@@ -75,6 +76,11 @@ func (db *DB) DeleteClient(ctx context.Context, id string) error {
 		}
 		if tag.RowsAffected() == 0 {
 			return store.ErrNotFound
+		}
+		// Devices before tokens, the order every transaction locks them in.
+		if _, err = tx.Exec(ctx, `DELETE FROM devices WHERE id IN (
+			SELECT id FROM devices WHERE client_id = $1 ORDER BY id FOR UPDATE)`, id); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE id IN (
 			SELECT id FROM refresh_tokens WHERE client_id = $1 ORDER BY id FOR UPDATE)`, id)

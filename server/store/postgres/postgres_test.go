@@ -12,12 +12,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
 	"github.com/qrlogin/qrlogin/server/store/postgres/pgtest"
 	"github.com/qrlogin/qrlogin/server/store/storetest"
+	"github.com/qrlogin/qrlogin/shared/api"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -310,7 +312,8 @@ func TestListenSeesChangesFromAnotherServer(t *testing.T) {
 			return err
 		}},
 		{"s-scan", func() error {
-			_, err := b.DeliverSession(ctx, "s-scan", store.RefreshToken{ID: "t1", Hash: []byte("h1"), FamilyID: "f1", Kind: refresh.KindRefresh, AMR: "qr", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
+			rt := store.RefreshToken{ID: "t1", Hash: []byte("h1"), FamilyID: "f1", Kind: refresh.KindRefresh, AMR: "qr", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			_, err := b.DeliverSession(ctx, "s-scan", devices.Start(rt, devices.Info{}, ""), rt, now)
 			return err
 		}},
 		{"s-after", func() error {
@@ -432,5 +435,117 @@ func TestMigrateTokenKinds(t *testing.T) {
 			t.Errorf("token %s after migration: kind %q amr %q auth time %v, want %q %q %v",
 				rt.ID, rt.Kind, rt.AMR, rt.AuthTime, tt.kind, tt.amr, tt.auth)
 		}
+	}
+}
+
+// Migration 0004 gives every live refresh family and phone cookie a
+// device, of the kind its sign-in was; ended families get none.
+func TestMigrateDevices(t *testing.T) {
+	url := pgtest.NewURL(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(t.Context(), q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL)`)
+	for i, name := range []string{"0001_init.sql", "0002_token_kinds.sql", "0003_oauth.sql"} {
+		schema, err := os.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(string(schema))
+		exec(`INSERT INTO schema_migrations VALUES ($1, now())`, i+1)
+	}
+	at := func(s int64) time.Time { return time.Unix(s, 0).UTC() }
+	exec(`INSERT INTO users VALUES ('u1', 'ada', 'Ada', 'h', now(), NULL)`)
+	exec(`INSERT INTO oauth_clients VALUES ('cli', 'Editor', NULL, now())`)
+	const ins = `INSERT INTO refresh_tokens (id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at, kind, amr, auth_time, client_id)
+		VALUES ($1, $2, 'u1', $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	var null *time.Time
+	exec(ins, "t1", []byte{1}, "desk", at(100), at(5000), at(200), null, "refresh", "qr", at(100), "")
+	exec(ins, "t2", []byte{2}, "desk", at(200), at(9000), null, null, "refresh", "qr", at(100), "")
+	exec(ins, "p1", []byte{3}, "phone-x", at(300), at(9300), null, null, "phone", "pwd", at(300), "")
+	exec(ins, "a1", []byte{4}, "api", at(400), at(9400), null, null, "refresh", "pwd", at(400), "")
+	exec(ins, "c1", []byte{5}, "app", at(500), at(9500), null, null, "refresh", "qr", at(500), "cli")
+	exec(ins, "r1", []byte{6}, "gone", at(600), at(9600), null, at(700), "refresh", "qr", at(600), "")
+
+	db := openDB(t, url)
+	for _, tt := range []struct {
+		id, kind, app   string
+		created, expire int64
+	}{
+		{"desk", api.DeviceDesktop, "", 100, 9000},
+		{"phone-x", api.DevicePhone, "", 300, 9300},
+		{"api", api.DevicePhone, "", 400, 9400},
+		{"app", api.DeviceApp, "Editor", 500, 9500},
+	} {
+		d, err := db.Device(t.Context(), tt.id)
+		if err != nil {
+			t.Errorf("device %s after migration: %v", tt.id, err)
+			continue
+		}
+		if d.UserID != "u1" || d.Kind != tt.kind || d.AppName != tt.app || d.CreatedAt.Unix() != tt.created ||
+			d.ExpiresAt.Unix() != tt.expire || d.Ended() {
+			t.Errorf("device %s after migration: %+v, want kind %s app %q created %d expires %d", tt.id, d, tt.kind, tt.app, tt.created, tt.expire)
+		}
+	}
+	if _, err := db.Device(t.Context(), "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a revoked family got a device: %v", err)
+	}
+}
+
+// Every transaction that ends a user's sign-ins announces "user:<id>", so
+// the account event streams held by other servers wake.
+func TestListenSeesEndedSignIns(t *testing.T) {
+	url := pgtest.NewURL(t)
+	a, b := openDB(t, url), openDB(t, url)
+	r := newRecorder()
+	listen(t, a, r)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for _, id := range []string{"u1", "u2", "u3", "u4", "u5"} {
+		if err := b.CreateUser(ctx, store.User{ID: id, Username: id, DisplayName: id, PasswordHash: "x", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signIn := func(userID, family string) store.RefreshToken {
+		rt := store.RefreshToken{ID: "t-" + family, Hash: []byte("h-" + family), UserID: userID, FamilyID: family,
+			Kind: refresh.KindRefresh, AMR: "qr", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := b.CreateDevice(ctx, devices.Start(rt, devices.Info{}, ""), rt); err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	signIn("u1", "f1")
+	rt2 := signIn("u2", "f2")
+	signIn("u3", "f3")
+
+	steps := []struct {
+		key string
+		do  func() error
+	}{
+		{devices.EventKey("u1"), func() error { _, err := b.EndDevice(ctx, "u1", "f1", api.ReasonSignedOut, now); return err }},
+		{"user:u2", func() error {
+			_, err := b.UpdateRefreshToken(ctx, rt2.Hash, func(rt *store.RefreshToken) (*store.RefreshToken, error) {
+				refresh.Revoke(rt, now)
+				return nil, nil
+			})
+			return err
+		}},
+		{"user:u3", func() error { return b.RevokeUserTokens(ctx, "u3", now) }},
+		{"user:u4", func() error { return b.SetPassword(ctx, "u4", "y", now) }},
+		{"user:u5", func() error { return b.DeleteUser(ctx, "u5") }},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("change for %s: %v", st.key, err)
+		}
+		expectID(t, r, st.key, "a committed end of sign-ins")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/store"
 )
@@ -142,9 +143,9 @@ func (db *DB) UpdateSession(ctx context.Context, id string, fn func(*login.Sessi
 }
 
 // DeliverSession runs login.Deliver on the locked session and stores rt
-// for the session's user in the same transaction. login.Deliver's error is
+// and the device d for the session's user in the same transaction. login.Deliver's error is
 // returned as it is, with the session as loaded.
-func (db *DB) DeliverSession(ctx context.Context, id string, rt store.RefreshToken, now time.Time) (login.Session, error) {
+func (db *DB) DeliverSession(ctx context.Context, id string, d store.Device, rt store.RefreshToken, now time.Time) (login.Session, error) {
 	var s login.Session
 	loaded, deliverErr, err := db.changeSession(ctx, id, func(loaded login.Session, w *pgx.Batch) error {
 		s = loaded
@@ -152,6 +153,8 @@ func (db *DB) DeliverSession(ctx context.Context, id string, rt store.RefreshTok
 			return err
 		}
 		queueSave(w, loaded.Status, &s)
+		devices.FromSession(&d, s)
+		w.Queue(insertDeviceSQL, deviceArgs(&d)...)
 		if len(rt.Hash) == 0 {
 			return nil // an OAuth client without offline_access
 		}

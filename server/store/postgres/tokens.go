@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
@@ -92,6 +93,17 @@ func (db *DB) UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*stor
 	var loaded, saved store.RefreshToken
 	var fnErr error
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		// Sign-ins are locked before their tokens everywhere (EndDevice,
+		// RevokeUserTokens), so a refresh racing a sign-out cannot
+		// deadlock. A token's family never changes: reading it unlocked
+		// first is safe.
+		var family string
+		if err := tx.QueryRow(ctx, `SELECT family_id FROM refresh_tokens WHERE hash = $1`, hash).Scan(&family); err != nil {
+			return notFound(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM devices WHERE id = $1 FOR UPDATE`, family); err != nil {
+			return err
+		}
 		rt, err := scanRefreshToken(tx.QueryRow(ctx, selectRefreshToken+` WHERE hash = $1 FOR UPDATE`, hash))
 		if err != nil {
 			return err
@@ -112,9 +124,16 @@ func (db *DB) UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*stor
 			if _, err := tx.Exec(ctx, revokeFamilyTokens, ts(rt.RevokedAt), rt.FamilyID); err != nil {
 				return err
 			}
+			reason := devices.RevokeReason(fnErr != nil)
+			if err := updateFamilyDevice(ctx, tx, rt.FamilyID, func(d *store.Device) { devices.End(d, reason, rt.RevokedAt) }); err != nil {
+				return err
+			}
 		}
 		if next != nil {
 			if err := insertRefreshToken(ctx, tx, next); err != nil {
+				return err
+			}
+			if err := updateFamilyDevice(ctx, tx, next.FamilyID, func(d *store.Device) { devices.Rotated(d, *next) }); err != nil {
 				return err
 			}
 		}

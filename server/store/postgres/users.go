@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/shared/api"
 )
 
 const selectUser = `SELECT id, username, display_name, password_hash, created_at, tokens_valid_after FROM users`
@@ -95,7 +96,7 @@ func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now 
 		if tag.RowsAffected() == 0 {
 			return store.ErrNotFound
 		}
-		return revokeAllTokens(ctx, tx, userID, now)
+		return revokeAllTokens(ctx, tx, userID, api.ReasonPasswordChanged, now)
 	})
 	if err != nil {
 		return fmt.Errorf("set password of user %q: %w", userID, err)
@@ -106,16 +107,18 @@ func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now 
 // RevokeUserTokens sets the user's tokens_valid_after to now and revokes
 // every refresh token and phone cookie of theirs, in one transaction.
 func (db *DB) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
-	err := db.inTx(ctx, func(tx pgx.Tx) error { return revokeAllTokens(ctx, tx, userID, now) })
+	err := db.inTx(ctx, func(tx pgx.Tx) error { return revokeAllTokens(ctx, tx, userID, api.ReasonLogoutAll, now) })
 	if err != nil {
 		return fmt.Errorf("revoke tokens of user %q: %w", userID, err)
 	}
 	return nil
 }
 
-// revokeAllTokens is RevokeUserTokens inside tx. tokens_valid_after never
-// moves back; timestamptz keeps microseconds, so now is truncated to them.
-func revokeAllTokens(ctx context.Context, tx pgx.Tx, userID string, now time.Time) error {
+// revokeAllTokens is RevokeUserTokens inside tx, ending the devices for
+// reason and notifying the user's event streams on every server.
+// tokens_valid_after never moves back; timestamptz keeps microseconds, so
+// now is truncated to them.
+func revokeAllTokens(ctx context.Context, tx pgx.Tx, userID, reason string, now time.Time) error {
 	tag, err := tx.Exec(ctx,
 		`UPDATE users SET tokens_valid_after = greatest(tokens_valid_after, $1) WHERE id = $2`,
 		ts(now.Truncate(time.Microsecond)), userID)
@@ -125,17 +128,32 @@ func revokeAllTokens(ctx context.Context, tx pgx.Tx, userID string, now time.Tim
 	if tag.RowsAffected() == 0 {
 		return store.ErrNotFound
 	}
-	_, err = tx.Exec(ctx, revokeUserTokens, ts(now), userID)
+	// Devices before tokens, the order every transaction locks them in.
+	if _, err = tx.Exec(ctx, endUserDevicesSQL, ts(now), reason, userID); err != nil {
+		return err
+	}
+	if _, err = tx.Exec(ctx, revokeUserTokens, ts(now), userID); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, notifyUser, userID)
 	return err
 }
 
-// DeleteUser removes a user; their refresh tokens go with them (ON DELETE
-// CASCADE). Login sessions they scanned are left to expire.
+// DeleteUser removes a user; their refresh tokens and devices go with
+// them (ON DELETE CASCADE), and their event streams on every server are
+// notified. Login sessions they scanned are left to expire.
 func (db *DB) DeleteUser(ctx context.Context, userID string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = store.ErrNotFound
-	}
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.Exec(ctx, notifyUser, userID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete user %q: %w", userID, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
@@ -214,7 +215,7 @@ func BenchmarkDeliverSession(b *testing.B) {
 				}
 				rt := store.RefreshToken{ID: fmt.Sprintf("rt-%d", i), Hash: []byte(fmt.Sprintf("hash-%d", i)), FamilyID: fmt.Sprintf("f-%d", i),
 					Kind: refresh.KindRefresh, AMR: "qr", AuthTime: benchNow, CreatedAt: benchNow, ExpiresAt: benchNow.Add(time.Hour)}
-				if _, err := db.DeliverSession(ctx, ids[i%n], rt, benchNow); err != nil {
+				if _, err := db.DeliverSession(ctx, ids[i%n], devices.Start(rt, devices.Info{}, ""), rt, benchNow); err != nil {
 					b.Fatal(err)
 				}
 				i++

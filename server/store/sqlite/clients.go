@@ -67,7 +67,8 @@ func (db *DB) Clients(ctx context.Context) ([]store.Client, error) {
 	return out, nil
 }
 
-// DeleteClient removes an OAuth client and its refresh tokens in one
+// DeleteClient removes an OAuth client, its refresh tokens and its
+// devices in one
 // transaction; store.ErrNotFound if there is none.
 func (db *DB) DeleteClient(ctx context.Context, id string) error {
 	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -80,7 +81,10 @@ func (db *DB) DeleteClient(ctx context.Context, id string) error {
 		} else if n == 0 {
 			return store.ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE client_id = ?`, id)
+		if _, err = tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE client_id = ?`, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM devices WHERE client_id = ?`, id)
 		return err
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/store"
 )
@@ -129,10 +130,10 @@ func (db *DB) UpdateSession(ctx context.Context, id string, fn func(*login.Sessi
 	return s, nil
 }
 
-// DeliverSession runs login.Deliver on the session and stores rt for the
-// session's user in the same transaction. login.Deliver's error is returned
+// DeliverSession runs login.Deliver on the session and stores rt and the
+// device d for the session's user in the same transaction. login.Deliver's error is returned
 // as it is, with the session as loaded.
-func (db *DB) DeliverSession(ctx context.Context, id string, rt store.RefreshToken, now time.Time) (login.Session, error) {
+func (db *DB) DeliverSession(ctx context.Context, id string, d store.Device, rt store.RefreshToken, now time.Time) (login.Session, error) {
 	var loaded, s login.Session
 	var deliverErr error
 	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -145,6 +146,10 @@ func (db *DB) DeliverSession(ctx context.Context, id string, rt store.RefreshTok
 			return deliverErr
 		}
 		if err := saveSession(ctx, tx, db.txSaveSession, loaded.Status, &s); err != nil {
+			return err
+		}
+		devices.FromSession(&d, s)
+		if err := insertDevice(ctx, tx, &d); err != nil {
 			return err
 		}
 		if len(rt.Hash) == 0 {

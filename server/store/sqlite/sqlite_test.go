@@ -17,6 +17,7 @@ import (
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/sqlite"
 	"github.com/qrlogin/qrlogin/server/store/storetest"
+	"github.com/qrlogin/qrlogin/shared/api"
 )
 
 // openDB opens path and closes it when the test ends.
@@ -338,5 +339,66 @@ func TestMigrateTokenKinds(t *testing.T) {
 	}
 	if u, err := db.User(t.Context(), "u1"); err != nil || !u.TokensValidAfter.IsZero() {
 		t.Errorf("user after migration: %+v, %v", u, err)
+	}
+}
+
+// Migration 0004 gives every live refresh family and phone cookie a
+// device, of the kind its sign-in was; ended families get none.
+func TestMigrateDevices(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qrlogin.db")
+	raw := rawDB(t, path)
+	if _, err := raw.ExecContext(t.Context(), `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"0001_init.sql", "0002_token_kinds.sql", "0003_oauth.sql"} {
+		schema, err := os.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.ExecContext(t.Context(), string(schema)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := raw.ExecContext(t.Context(), `INSERT INTO schema_migrations VALUES (?, 0)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const cols = `(id, hash, user_id, family_id, created_at, expires_at, used_at, revoked_at, kind, amr, auth_time, client_id)`
+	for _, q := range []string{
+		`INSERT INTO users VALUES ('u1', 'ada', 'Ada', 'h', 0, NULL)`,
+		`INSERT INTO oauth_clients VALUES ('cli', 'Editor', NULL, 0)`,
+		// A desktop's chain: rotated once.
+		`INSERT INTO refresh_tokens ` + cols + ` VALUES ('t1', x'01', 'u1', 'desk', 100, 5000, 200, NULL, 'refresh', 'qr', 100, '')`,
+		`INSERT INTO refresh_tokens ` + cols + ` VALUES ('t2', x'02', 'u1', 'desk', 200, 9000, NULL, NULL, 'refresh', 'qr', 100, '')`,
+		`INSERT INTO refresh_tokens ` + cols + ` VALUES ('p1', x'03', 'u1', 'phone-x', 300, 9300, NULL, NULL, 'phone', 'pwd', 300, '')`,
+		`INSERT INTO refresh_tokens ` + cols + ` VALUES ('a1', x'04', 'u1', 'api', 400, 9400, NULL, NULL, 'refresh', 'pwd', 400, '')`,
+		`INSERT INTO refresh_tokens ` + cols + ` VALUES ('c1', x'05', 'u1', 'app', 500, 9500, NULL, NULL, 'refresh', 'qr', 500, 'cli')`,
+		`INSERT INTO refresh_tokens ` + cols + ` VALUES ('r1', x'06', 'u1', 'gone', 600, 9600, NULL, 700, 'refresh', 'qr', 600, '')`,
+	} {
+		if _, err := raw.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	db := openDB(t, path)
+	for _, tt := range []struct {
+		id, kind, app   string
+		created, expire int64
+	}{
+		{"desk", api.DeviceDesktop, "", 100, 9000},
+		{"phone-x", api.DevicePhone, "", 300, 9300},
+		{"api", api.DevicePhone, "", 400, 9400},
+		{"app", api.DeviceApp, "Editor", 500, 9500},
+	} {
+		d, err := db.Device(t.Context(), tt.id)
+		if err != nil {
+			t.Errorf("device %s after migration: %v", tt.id, err)
+			continue
+		}
+		if d.UserID != "u1" || d.Kind != tt.kind || d.AppName != tt.app || d.CreatedAt.UnixNano() != tt.created ||
+			d.ExpiresAt.UnixNano() != tt.expire || d.Ended() {
+			t.Errorf("device %s after migration: %+v, want kind %s app %q created %d expires %d", tt.id, d, tt.kind, tt.app, tt.created, tt.expire)
+		}
+	}
+	if _, err := db.Device(t.Context(), "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a revoked family got a device: %v", err)
 	}
 }

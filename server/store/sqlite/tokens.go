@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/store"
 )
 
@@ -86,9 +87,16 @@ func (db *DB) UpdateRefreshToken(ctx context.Context, hash []byte, fn func(*stor
 			if err := revokeFamily(ctx, tx, rt.FamilyID, rt.RevokedAt); err != nil {
 				return err
 			}
+			reason := devices.RevokeReason(fnErr != nil)
+			if err := updateFamilyDevice(ctx, tx, rt.FamilyID, func(d *store.Device) { devices.End(d, reason, rt.RevokedAt) }); err != nil {
+				return err
+			}
 		}
 		if next != nil {
 			if err := db.insertRefreshToken(ctx, tx, next); err != nil {
+				return err
+			}
+			if err := updateFamilyDevice(ctx, tx, next.FamilyID, func(d *store.Device) { devices.Rotated(d, *next) }); err != nil {
 				return err
 			}
 		}

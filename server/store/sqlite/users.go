@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/shared/api"
 )
 
 const selectUser = `SELECT id, username, display_name, password_hash, created_at, tokens_valid_after FROM users`
@@ -95,7 +96,7 @@ func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now 
 		} else if n == 0 {
 			return store.ErrNotFound
 		}
-		return revokeUserTokens(ctx, tx, userID, now)
+		return revokeUserTokens(ctx, tx, userID, api.ReasonPasswordChanged, now)
 	})
 	if err != nil {
 		return fmt.Errorf("set password of user %q: %w", userID, err)
@@ -107,7 +108,7 @@ func (db *DB) SetPassword(ctx context.Context, userID, passwordHash string, now 
 // every refresh token and phone cookie of theirs, in one transaction.
 func (db *DB) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
 	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return revokeUserTokens(ctx, tx, userID, now)
+		return revokeUserTokens(ctx, tx, userID, api.ReasonLogoutAll, now)
 	})
 	if err != nil {
 		return fmt.Errorf("revoke tokens of user %q: %w", userID, err)
@@ -115,10 +116,10 @@ func (db *DB) RevokeUserTokens(ctx context.Context, userID string, now time.Time
 	return nil
 }
 
-// revokeUserTokens is RevokeUserTokens inside tx. tokens_valid_after is
-// kept to the microsecond, like the PostgreSQL backend, so both compare
-// alike; it never moves back.
-func revokeUserTokens(ctx context.Context, tx *sql.Tx, userID string, now time.Time) error {
+// revokeUserTokens is RevokeUserTokens inside tx, ending the devices for
+// reason. tokens_valid_after is kept to the microsecond, like the
+// PostgreSQL backend, so both compare alike; it never moves back.
+func revokeUserTokens(ctx context.Context, tx *sql.Tx, userID, reason string, now time.Time) error {
 	res, err := tx.ExecContext(ctx,
 		`UPDATE users SET tokens_valid_after = max(coalesce(tokens_valid_after, 0), ?) WHERE id = ?`,
 		nanos(now.Truncate(time.Microsecond)), userID)
@@ -130,14 +131,16 @@ func revokeUserTokens(ctx context.Context, tx *sql.Tx, userID string, now time.T
 	} else if n == 0 {
 		return store.ErrNotFound
 	}
-	_, err = tx.ExecContext(ctx,
+	if _, err = tx.ExecContext(ctx,
 		`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,
-		nanos(now), userID)
-	return err
+		nanos(now), userID); err != nil {
+		return err
+	}
+	return endUserDevices(ctx, tx, userID, reason, now)
 }
 
-// DeleteUser removes a user; their refresh tokens go with them (ON DELETE
-// CASCADE). Login sessions they scanned are left to expire.
+// DeleteUser removes a user; their refresh tokens and devices go with
+// them (ON DELETE CASCADE). Login sessions they scanned are left to expire.
 func (db *DB) DeleteUser(ctx context.Context, userID string) error {
 	res, err := db.write.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID)
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/server/store"
 )
@@ -148,13 +149,18 @@ func testDeviceGrant(t *testing.T, newStore func(t *testing.T) store.Store) {
 			return login.Confirm(ls, u.ID, base)
 		})
 		checkErr(t, "confirm", err, nil)
-		saved, err := s.DeliverSession(t.Context(), sess.ID, store.RefreshToken{}, base.Add(time.Second))
+		saved, err := s.DeliverSession(t.Context(), sess.ID, appDevice("d-app", sess, base.Add(time.Second)), store.RefreshToken{}, base.Add(time.Second))
 		checkErr(t, "DeliverSession without a token", err, nil)
 		if saved.Status != login.Consumed {
 			t.Errorf("status %s, want consumed", saved.Status)
 		}
+		// The app's sign-in is a device even without a refresh token, so
+		// its access token can be ended.
+		want := appDevice("d-app", sess, base.Add(time.Second))
+		devices.FromSession(&want, saved)
+		checkDevice(t, "app's device", mustDevice(t, s, "d-app"), want)
 		// Still exactly once.
-		_, err = s.DeliverSession(t.Context(), sess.ID, store.RefreshToken{}, base.Add(2*time.Second))
+		_, err = s.DeliverSession(t.Context(), sess.ID, appDevice("d-app2", sess, base.Add(2*time.Second)), store.RefreshToken{}, base.Add(2*time.Second))
 		checkSame(t, "DeliverSession again", err, login.ErrConsumed)
 	})
 

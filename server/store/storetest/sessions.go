@@ -95,7 +95,7 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 			return nil
 		})
 		checkErr(t, "UpdateSession", err, store.ErrNotFound)
-		_, err = s.DeliverSession(t.Context(), "nope", newToken("t1", "", "f1", base), base)
+		_, err = s.DeliverSession(t.Context(), "nope", deviceOf(newToken("t1", "", "f1", base)), newToken("t1", "", "f1", base), base)
 		checkErr(t, "DeliverSession", err, store.ErrNotFound)
 	})
 
@@ -207,7 +207,7 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 		now := base.Add(30 * time.Second)
 		rt := newToken("t1", "", "f1", now)
-		got, err := s.DeliverSession(t.Context(), sess.ID, rt, now)
+		got, err := s.DeliverSession(t.Context(), sess.ID, deviceOf(rt), rt, now)
 		checkErr(t, "DeliverSession", err, nil)
 		want := sess
 		want.Status, want.EndedAt = login.Consumed, now
@@ -216,11 +216,16 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantRT := rt
 		wantRT.UserID = ada.ID
 		checkToken(t, "delivered refresh token", mustToken(t, s, rt), wantRT)
+		// The device: its user and description come from the session.
+		wantD := deviceOf(wantRT)
+		wantD.UserID, wantD.Name, wantD.Platform, wantD.AppName = ada.ID, sess.Device.Name, sess.Device.Platform, sess.Device.AppName
+		wantD.IP, wantD.LastIP, wantD.LastUsedAt = sess.Device.IP, sess.Device.IP, now
+		checkDevice(t, "delivered device", mustDevice(t, s, "f1"), wantD)
 
 		// The session's user wins over whatever the caller put in rt.
 		sess2 := confirmedSession(t, s, "s2", 2, ada.ID)
 		rt2 := newToken("t2", "u-bob", "f2", now)
-		_, err = s.DeliverSession(t.Context(), sess2.ID, rt2, now)
+		_, err = s.DeliverSession(t.Context(), sess2.ID, deviceOf(rt2), rt2, now)
 		checkErr(t, "DeliverSession", err, nil)
 		if got := mustToken(t, s, rt2); got.UserID != ada.ID {
 			t.Errorf("delivered token's UserID = %q, want the session's user %q", got.UserID, ada.ID)
@@ -232,11 +237,11 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 		ada := mustCreateUser(t, s, "u-ada", "ada")
 		sess := confirmedSession(t, s, "s1", 1, ada.ID)
 		now := base.Add(30 * time.Second)
-		first, err := s.DeliverSession(t.Context(), sess.ID, newToken("t1", "", "f1", now), now)
+		first, err := s.DeliverSession(t.Context(), sess.ID, deviceOf(newToken("t1", "", "f1", now)), newToken("t1", "", "f1", now), now)
 		checkErr(t, "first DeliverSession", err, nil)
 
 		second := newToken("t2", "", "f2", now)
-		got, err := s.DeliverSession(t.Context(), sess.ID, second, now.Add(time.Second))
+		got, err := s.DeliverSession(t.Context(), sess.ID, deviceOf(second), second, now.Add(time.Second))
 		checkSame(t, "second DeliverSession", err, login.ErrConsumed)
 		checkSession(t, "second DeliverSession result (as loaded)", got, first)
 		_, err = s.RefreshToken(t.Context(), second.Hash)
@@ -270,7 +275,7 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 				tt.setup(&sess)
 				mustCreateSession(t, s, sess)
 				rt := newToken("t1", "", "f1", tt.now)
-				got, err := s.DeliverSession(t.Context(), sess.ID, rt, tt.now)
+				got, err := s.DeliverSession(t.Context(), sess.ID, deviceOf(rt), rt, tt.now)
 				checkSame(t, "DeliverSession", err, tt.want)
 				checkSession(t, "DeliverSession result (as loaded)", got, sess)
 				checkSession(t, "stored session", mustSession(t, s, sess.ID), sess)
@@ -354,7 +359,7 @@ func testConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 			tokens[i] = newToken("t"+ordinal(i), "", "f"+ordinal(i), now)
 			wg.Go(func() {
 				<-start
-				_, errs[i] = s.DeliverSession(t.Context(), sess.ID, tokens[i], now)
+				_, errs[i] = s.DeliverSession(t.Context(), sess.ID, deviceOf(tokens[i]), tokens[i], now)
 			})
 		}
 		close(start)
