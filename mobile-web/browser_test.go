@@ -99,6 +99,13 @@ func newPhone(t *testing.T, lang string, extra ...chromedp.ExecAllocatorOption) 
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := cdp.Call(ctx, tg, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
 				UserAgent: mobileUA, AcceptLanguage: lang, Platform: "Linux armv8l",
+				// What Chrome on that phone tells pages through navigator.userAgentData.
+				UserAgentMetadata: &emulation.UserAgentMetadata{
+					Brands: []*emulation.UserAgentBrandVersion{
+						{Brand: "Google Chrome", Version: "131"}, {Brand: "Chromium", Version: "131"}, {Brand: "Not_A Brand", Version: "24"},
+					},
+					Platform: "Android", PlatformVersion: "14.0.0", Architecture: "", Model: "Pixel 8", Mobile: true,
+				},
 			})
 			return err
 		}),

@@ -6,6 +6,7 @@ package mobileweb_test
 // TestPhoneDevicesRealServer runs the same checks against qrlogin-server.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/qrlogin/qrlogin/shared/api"
@@ -123,10 +126,8 @@ func TestPhoneDevices(t *testing.T) {
 	d.mu.Lock()
 	body := d.signIns[0]
 	d.mu.Unlock()
-	if body.Device == nil || body.Device.Platform == "" || body.Device.AppName == "" {
-		t.Errorf("sign-in body's device = %+v, want the platform and the browser", body.Device)
-	} else {
-		t.Logf("this phone described itself as %+v", *body.Device)
+	if body.Device == nil || body.Device.Name != "Pixel 8" || body.Device.Platform != "Android 14" || body.Device.AppName != "Google Chrome" {
+		t.Errorf("sign-in body's device = %+v, want Pixel 8, Android 14, Google Chrome", body.Device)
 	}
 
 	p.do(chromedp.Tap(chromedp.ID("to-devices")))
@@ -172,6 +173,9 @@ func TestPhoneDevices(t *testing.T) {
 	p.darkMode(true)
 	p.shot("phone-devices-dark")
 	p.darkMode(false)
+	p.eval(`window.scrollTo(0, document.body.scrollHeight), ''`)
+	p.shot("phone-devices-end")
+	p.eval(`window.scrollTo(0, 0), ''`)
 
 	// Cancel keeps the device.
 	p.askSignOut("Alice's ThinkPad")
@@ -337,6 +341,7 @@ func TestPhoneDevicesSignOutEverywhere(t *testing.T) {
 	if got := p.text("m-signin"); got != "You signed out everywhere, this phone included." {
 		t.Errorf("sign-in notice %q", got)
 	}
+	p.shot("phone-signed-out-everywhere")
 	if n := len(d.deviceIDs()); n != 0 || d.called("POST /api/v1/auth/logout-all") != 1 {
 		t.Errorf("%d devices left after signing out everywhere", n)
 	}
@@ -451,4 +456,39 @@ func TestPhoneDevicesRealServer(t *testing.T) {
 		t.Error("the signed-out desktop's refresh token still works")
 	}
 	p.onlyServer(srv.URL)
+}
+
+// TestPhoneDescribesItself (pageDouble): the sign-in names this phone from
+// what its browser tells: the client hints where there are some (Chrome,
+// in TestPhoneDevices), else the user agent.
+func TestPhoneDescribesItself(t *testing.T) {
+	d := newPageDouble(t)
+	p := newPhone(t, "en")
+	tests := []struct {
+		ua, platform string
+		name, system string
+		app          string
+	}{
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+			"iPhone", "iPhone", "iOS 17", "Safari"},
+		{"Mozilla/5.0 (Android 14; Mobile; rv:128.0) Gecko/128.0 Firefox/128.0", "Linux aarch64", "", "Linux aarch64", "Firefox"},
+		{"Mozilla/5.0 (X11; Linux x86_64) SomethingNew/1.0", "Linux x86_64", "", "Linux x86_64", "Browser"},
+	}
+	for i, tt := range tests {
+		p.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: tt.ua, Platform: tt.platform})
+			return err
+		}))
+		p.do(chromedp.Navigate(d.URL+"/m"), chromedp.WaitVisible(chromedp.ID("s-signin")), clearInput("u"))
+		p.signIn("alice", alicePassword)
+		p.screen("code")
+		d.mu.Lock()
+		got := d.signIns[i].Device
+		d.mu.Unlock()
+		if got == nil || got.Name != tt.name || got.Platform != tt.system || got.AppName != tt.app {
+			t.Errorf("%s: device %+v, want %q, %q, %q", tt.ua, got, tt.name, tt.system, tt.app)
+		}
+		p.do(chromedp.Tap(chromedp.ID("signout")))
+		p.screen("signin")
+	}
 }
