@@ -56,6 +56,7 @@ func TestPhoneOAuthApp(t *testing.T) {
 		t.Error("an empty \"reported by the computer\" section is shown for an app that reports nothing")
 	}
 	p.shot("phone-confirm-oauth")
+	p.axe("confirm OAuth app, real server")
 
 	p.do(chromedp.Tap(chromedp.ID("lang")))
 	if got := p.text("h-client"); got != "在此服务器上登记的应用" {

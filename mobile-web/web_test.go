@@ -165,11 +165,14 @@ func TestIndexNoInlineCode(t *testing.T) {
 	}
 }
 
-// TestSizeBudget keeps the whole page (HTML and every asset) under 32 KB
-// (30 KB until the confirm screen gained the registered OAuth app, about
-// 1.5 KB in two languages).
+// TestSizeBudget keeps the whole page (HTML and every asset) under 48 KB
+// uncompressed (about 15 KB gzipped). It was 30 KB until the confirm
+// screen gained the registered OAuth app (about 1.5 KB in two languages),
+// then 32 KB until the signed-in devices screen and its confirm step
+// (about 15 KB: 11 KB of script with both languages' text, 2 KB of HTML,
+// 1.5 KB of CSS).
 func TestSizeBudget(t *testing.T) {
-	const budget = 32 * 1024
+	const budget = 48 * 1024
 	total := len(mobileweb.Index(mobileweb.Chinese))
 	err := fs.WalkDir(mobileweb.Static(), ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -38,6 +38,17 @@
       rateLimited1: 'Too many attempts. Please wait 1 second and try again.',
       unavailable: 'The server is busy. Please try again in a moment.', oops: 'Something unexpected happened. Please try again.',
       signedInAs: 'Signed in as {name}.', notYou: 'Not you?', signout: 'Sign out',
+      devicesTitle: 'Signed-in devices', devicesLead: 'Everything signed in to your account. Sign out anything you do not recognise.',
+      kDesktop: 'Computer', kPhone: 'Phone', kApp: 'App', unknownPhone: 'Unknown phone', unknownApp: 'Unknown app',
+      onPlatform: '{app} on {platform}', thisPhone: 'This phone', newTag: 'New', noDevices: 'Nothing is signed in.',
+      lastActive: 'Last active', lastIp: 'IP address', signedInAt: 'Signed in', signinIp: 'Sign-in IP',
+      signoutAll: 'Sign out everywhere', back: 'Back',
+      askOne: 'Sign out {name}?', askOneBody: 'It is signed out at once and has to sign in again to be used.',
+      askMe: 'Sign out this phone?', askMeBody: 'To approve sign-ins again, you will have to sign in on this phone.',
+      askAll: 'Sign out everywhere?', askAllBody: 'Every computer, app and phone signed in to your account is signed out at once, this phone included.',
+      outOne: '{name} was signed out.', goneOne: '{name} was already signed out. The list is up to date.',
+      outMe: 'This phone was signed out.', outAll: 'You signed out everywhere, this phone included.',
+      outElse: 'This phone is no longer signed in. Please sign in again.',
     },
     'zh-CN': {
       title: '确认登录 · qrlogin', other: 'English', loading: '正在加载…',
@@ -72,6 +83,17 @@
       rateLimited1: '尝试次数过多。请等待 1 秒后再试。',
       unavailable: '服务器繁忙，请稍后再试。', oops: '发生意外错误，请重试。',
       signedInAs: '当前账号：{name}。', notYou: '不是你？', signout: '退出登录',
+      devicesTitle: '已登录的设备', devicesLead: '以下是登录了你账号的所有设备。如有你不认识的，请让它退出登录。',
+      kDesktop: '电脑', kPhone: '手机', kApp: '应用', unknownPhone: '未知手机', unknownApp: '未知应用',
+      onPlatform: '{platform} 上的 {app}', thisPhone: '本机', newTag: '新登录', noDevices: '没有已登录的设备。',
+      lastActive: '最近使用', lastIp: 'IP 地址', signedInAt: '登录时间', signinIp: '登录时的 IP',
+      signoutAll: '退出所有设备', back: '返回',
+      askOne: '要让 {name} 退出登录吗？', askOneBody: '它会立即退出登录，需要重新登录才能继续使用。',
+      askMe: '要让这部手机退出登录吗？', askMeBody: '之后需要在这部手机上重新登录，才能再批准登录请求。',
+      askAll: '要退出所有设备吗？', askAllBody: '登录了你账号的所有电脑、应用和手机都会立即退出登录，包括这部手机。',
+      outOne: '{name} 已退出登录。', goneOne: '{name} 此前已退出登录。列表已更新。',
+      outMe: '这部手机已退出登录。', outAll: '你已退出所有设备的登录，包括这部手机。',
+      outElse: '这部手机已不再登录，请重新登录。',
     },
   };
   // Result screens: icon style, icon, and the action button (if any).
@@ -91,13 +113,17 @@
     } catch {}
     return status === 'cancelled' && here ? 'cancelled' : ENDED[status];
   }
-  const SCREENS = ['loading', 'signin', 'code', 'confirm', 'result'];
+  const SCREENS = ['loading', 'signin', 'code', 'confirm', 'result', 'devices'];
   const $ = (id) => document.getElementById(id);
-  const S = { lang: 'en', id: '', user: null, info: null, skew: 0, screen: 'loading', result: '', msg: null, err: {}, busy: false };
+  const S = { lang: 'en', id: '', user: null, info: null, skew: 0, screen: 'loading', result: '', msg: null, err: {}, busy: false,
+    note: '', devices: null, dev: {}, drawn: '', back: null, pushed: false, pending: null };
 
   const t = (k) => (T[S.lang] && T[S.lang][k]) || T.en[k] || k;
   const name = (u) => u.display_name || u.username || '';
   const now = () => Date.now() + S.skew;
+
+  // fmt is message k with each {key} replaced by vals[key], as a string.
+  const fmt = (k, vals) => t(k).replace(/\{(\w+)\}/g, (_, x) => String(vals[x] ?? ''));
 
   // fill sets el's text to message k, with each {key} replaced by vals[key]
   // as a text node (in <strong> when strong is set).
@@ -176,9 +202,14 @@
     if (S.busy && S.screen === 'signin') $('b-signin').textContent = t('signingIn');
     for (const b of document.querySelectorAll('button.btn')) b.disabled = S.busy;
     $('who').hidden = !S.user || (S.screen !== 'code' && S.screen !== 'confirm');
+    $('to-devices').hidden = S.screen !== 'code';
     if (S.user) fill($('who-name'), 'signedInAs', { name: name(S.user) }, true);
+    $('m-signin').hidden = !S.note;
+    $('m-signin').textContent = t(S.note);
     if (S.screen === 'confirm') renderConfirm();
     if (S.screen === 'result') renderResult();
+    if (S.screen === 'devices') renderDevices();
+    if ($('dlg').open) renderAsk();
   }
 
   function renderConfirm() {
@@ -217,6 +248,172 @@
     else fill($('r-body'), S.result + 'Body', { device: (S.info && S.info.device && S.info.device.name) || t('unknownDevice') }, true);
     $('r-action').hidden = !action;
     if (action) $('r-action').textContent = t(action);
+    $('r-devices').hidden = !S.user || S.result === 'error';
+  }
+
+  // Devices: every live sign-in of the account (GET /api/v1/devices).
+  // Per kind: icon, label, and the name of one that reported none.
+  const KIND = { desktop: ['i-desktop', 'kDesktop', 'unknownDevice'], phone: ['i-phone', 'kPhone', 'unknownPhone'], app: ['i-app', 'kApp', 'unknownApp'] };
+  const kind = (d) => KIND[d.kind] || KIND.desktop;
+
+  function devName(d) {
+    if (d.name) return d.name;
+    if (d.kind === 'app' && d.app_name) return d.app_name;
+    if (d.app_name && d.platform) return fmt('onPlatform', { app: d.app_name, platform: d.platform });
+    return t(kind(d)[2]);
+  }
+
+  function when(iso, style) {
+    const ms = Date.parse(iso || '');
+    const el = document.createElement('time');
+    if (!ms) {
+      el.textContent = '—';
+      return el;
+    }
+    el.dateTime = new Date(ms).toISOString();
+    const abs = new Intl.DateTimeFormat(S.lang, { dateStyle: 'medium', timeStyle: 'short' }).format(ms);
+    const s = Math.max(0, (now() - ms) / 1000), rel = new Intl.RelativeTimeFormat(S.lang, { numeric: 'auto' });
+    el.textContent =
+      style === 'abs' || s >= 30 * 86400 ? abs
+        : s < 60 ? t('agoNow')
+          : s < 3600 ? rel.format(-Math.floor(s / 60), 'minute')
+            : s < 86400 ? rel.format(-Math.floor(s / 3600), 'hour') : rel.format(-Math.floor(s / 86400), 'day');
+    if (el.textContent !== abs) el.title = abs;
+    return el;
+  }
+
+  function deviceItem(d, i) {
+    const li = $('t-device').content.firstElementChild.cloneNode(true);
+    const [icon, label] = kind(d), title = devName(d);
+    li.querySelector('use').setAttribute('href', '#' + icon);
+    const h = li.querySelector('h2');
+    h.id = 'dev-' + i;
+    h.textContent = title;
+    li.querySelector('.dev-title p').textContent = [t(label), d.platform, d.app_name].filter((x) => x && !title.includes(x)).join(' · ');
+    const [cur, fresh] = li.querySelectorAll('.tag');
+    cur.textContent = t('thisPhone');
+    cur.hidden = !d.current;
+    fresh.textContent = t('newTag');
+    fresh.hidden = !d.new;
+    li.querySelector('.tags').hidden = !d.current && !d.new;
+    const dl = li.querySelector('dl');
+    const row = (k, v, mono) => {
+      const dt = document.createElement('dt'), dd = document.createElement('dd');
+      dt.textContent = t(k);
+      if (mono) dd.className = 'mono';
+      dd.append(v);
+      dl.append(dt, dd);
+    };
+    row('lastActive', when(d.last_used_at));
+    row('lastIp', d.last_ip || d.ip || '—', true);
+    row('signedInAt', when(d.created_at, 'abs'));
+    if (d.ip && d.last_ip && d.ip !== d.last_ip) row('signinIp', d.ip, true);
+    const b = li.querySelector('button');
+    b.textContent = t('signout');
+    b.setAttribute('aria-describedby', h.id);
+    b.addEventListener('click', () => ask(d));
+    return li;
+  }
+
+  function renderDevices() {
+    const D = S.dev;
+    $('l-devices').hidden = !D.loading || !!S.devices;
+    $('m-devices').hidden = !D.msg;
+    if (D.msg) fill($('m-devices'), D.msg.k, D.msg);
+    $('e-devices').hidden = !D.err;
+    if (D.err) fill($('e-devices-text'), D.err.k, D.err);
+    // Rebuilt only when the list or the language changed, so that focus
+    // stays where it is.
+    const key = S.lang + JSON.stringify(S.devices);
+    if (key === S.drawn) return;
+    S.drawn = key;
+    const ul = $('devices');
+    ul.replaceChildren(...(S.devices || []).map(deviceItem));
+    if (S.devices && !S.devices.length) {
+      const li = document.createElement('li');
+      li.className = 'muted';
+      li.textContent = t('noDevices');
+      ul.append(li);
+    }
+  }
+
+  async function loadDevices(msg) {
+    S.dev = { loading: true, msg };
+    render();
+    const r = await api('GET', '/api/v1/devices');
+    S.dev.loading = false;
+    if (r.status === 401) return signedOut('outElse');
+    if (r.status === 200 && Array.isArray(r.body.devices)) S.devices = r.body.devices;
+    else S.dev.err = problem(r); // the list shown stays
+    if (S.screen === 'devices') render();
+  }
+
+  // devices opens the list; back returns to the screen it came from.
+  function devices(push) {
+    if (S.screen !== 'devices') S.back = { screen: S.screen, result: S.result, msg: S.msg };
+    if (push) history.pushState(null, '', '#devices');
+    S.pushed = push;
+    show('devices');
+    $('h-devices').focus();
+    loadDevices();
+  }
+
+  function back() {
+    const b = S.back;
+    S.back = null;
+    S.pushed = false;
+    if (b && b.screen === 'result') return result(b.result, b.msg);
+    if (b && b.screen === 'code') return show('code');
+    next();
+  }
+
+  // ask opens the confirm step of signing out device d, or of signing
+  // out everywhere when d is null.
+  function ask(d) {
+    S.pending = d;
+    S.err.dlg = null;
+    $('dlg').showModal();
+    render();
+  }
+
+  function renderAsk() {
+    const d = S.pending;
+    $('dlg-title').textContent = !d ? t('askAll') : d.current ? t('askMe') : fmt('askOne', { name: devName(d) });
+    $('dlg-body').textContent = t(!d ? 'askAllBody' : d.current ? 'askMeBody' : 'askOneBody');
+    $('dlg-ok').textContent = t(d ? 'signout' : 'signoutAll');
+    $('e-dlg').hidden = !S.err.dlg;
+    if (S.err.dlg) fill($('e-dlg'), S.err.dlg.k, S.err.dlg);
+  }
+
+  async function signOutDevice() {
+    if (S.busy) return;
+    const d = S.pending;
+    S.busy = true;
+    S.err.dlg = null;
+    render();
+    const r = d ? await api('DELETE', '/api/v1/devices/' + encodeURIComponent(d.id)) : await api('POST', '/api/v1/auth/logout-all');
+    S.busy = false;
+    if (r.status === 401) return signedOut('outElse');
+    if (r.status === 204 && (!d || d.current)) return signedOut(d ? 'outMe' : 'outAll');
+    if (d && (r.status === 204 || r.status === 404)) {
+      $('dlg').close();
+      loadDevices({ k: r.status === 204 ? 'outOne' : 'goneOne', name: devName(d) });
+      return $('h-devices').focus();
+    }
+    // Nothing changed: the dialog stays, with the reason, to try again.
+    S.err.dlg = problem(r);
+    render();
+    $('dlg-ok').focus();
+  }
+
+  // signedOut shows the sign-in form, saying why this phone is signed out.
+  function signedOut(k) {
+    if ($('dlg').open) $('dlg').close();
+    S.user = S.info = S.devices = null;
+    S.note = k;
+    S.pushed = false;
+    history.replaceState(null, '', location.pathname);
+    show('signin');
   }
 
   // tick runs every second: the countdown, the "requested … ago" line, and
@@ -256,11 +453,13 @@
 
   // failed reports a transport, rate-limit or server error: inline on the
   // form `where` if given, otherwise on the error screen.
+  const problem = (r) =>
+    r.status === 0 ? { k: 'netErr' }
+      : r.status === 429 ? { k: r.retry === 1 ? 'rateLimited1' : 'rateLimited', n: r.retry || 30 }
+        : r.status === 503 ? { k: 'unavailable' } : { k: 'oops' };
+
   function failed(r, where) {
-    const msg =
-      r.status === 0 ? { k: 'netErr' }
-        : r.status === 429 ? { k: r.retry === 1 ? 'rateLimited1' : 'rateLimited', n: r.retry || 30 }
-          : r.status === 503 ? { k: 'unavailable' } : { k: 'oops' };
+    const msg = problem(r);
     if (!where) return result('error', msg);
     S.err[where] = msg;
     S.busy = false;
@@ -296,6 +495,7 @@
     if (r.status === 401) return show('signin');
     if (r.status !== 200) return failed(r);
     S.user = r.body;
+    if (location.hash === '#devices') return devices(false);
     next();
   }
 
@@ -346,10 +546,11 @@
     S.busy = true;
     S.err.signin = null;
     render();
-    const r = await api('POST', '/api/v1/auth/cookie', { username, password });
+    const r = await api('POST', '/api/v1/auth/cookie', { username, password, device: await about() });
     S.busy = false;
     if (r.status === 200) {
       $('p').value = '';
+      S.note = '';
       S.user = r.body.user || { username };
       return next();
     }
@@ -388,6 +589,25 @@
     failed(r, 'code');
   });
 
+  // about describes this phone for the list of signed-in devices: the
+  // model and system where the browser tells them, and the browser.
+  async function about() {
+    const ua = navigator.userAgent, ud = navigator.userAgentData;
+    let hi = {};
+    try {
+      hi = await Promise.race([ud.getHighEntropyValues(['model', 'platformVersion']), new Promise((ok) => setTimeout(ok, 300, {}))]);
+    } catch {}
+    const brands = ((ud && ud.brands) || []).map((b) => b.brand).filter((b) => !/not.?a.?brand/i.test(b));
+    const ios = /(iPhone|iPad).*? OS (\d+)/.exec(ua);
+    const platform = ios ? 'iOS ' + ios[2]
+      : ud && ud.platform ? ud.platform + (ud.platform === 'Android' && hi.platformVersion ? ' ' + parseInt(hi.platformVersion, 10) : '')
+        : navigator.platform;
+    const app = brands.find((b) => b !== 'Chromium') || brands[0] ||
+      [['Edg', 'Edge'], ['SamsungBrowser', 'Samsung Internet'], ['Firefox', 'Firefox'], ['FxiOS', 'Firefox'], ['CriOS', 'Chrome'], ['Chrome', 'Chrome'], ['Safari', 'Safari']]
+        .find(([k]) => ua.includes(k + '/'))?.[1];
+    return { name: (hi.model || (ios && ios[1]) || '').slice(0, 64), platform: (platform || '').slice(0, 64), app_name: app || 'Browser' };
+  }
+
   on('b-confirm', 'click', () => act('confirm'));
   on('b-cancel', 'click', () => act('cancel'));
 
@@ -409,6 +629,19 @@
     S.info = null;
     show('signin');
   });
+
+  on('r-devices', 'click', () => devices(true));
+  on('to-devices', 'click', () => devices(true));
+  on('b-reload', 'click', () => loadDevices());
+  on('b-all', 'click', () => ask(null));
+  on('b-back', 'click', () => (S.pushed ? history.back() : (history.replaceState(null, '', location.pathname), back())));
+  window.addEventListener('popstate', () => {
+    if (S.screen === 'devices' && location.hash !== '#devices') back();
+  });
+  on('dlg-ok', 'click', signOutDevice);
+  on('dlg-cancel', 'click', () => $('dlg').close());
+  // Escape closes the dialog, except while its request is on the way.
+  on('dlg', 'cancel', (e) => S.busy && e.preventDefault());
 
   on('lang', 'click', () => {
     S.lang = S.lang === 'en' ? 'zh-CN' : 'en';
