@@ -29,16 +29,8 @@ import (
 const doubleCookie = "qrlogin_phone"
 
 // signInBody is the body of the page's POST /api/v1/auth/cookie, with the
-// optional description of the phone.
-type signInBody struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Device   *struct {
-		Name     string `json:"name"`
-		Platform string `json:"platform"`
-		AppName  string `json:"app_name"`
-	} `json:"device"`
-}
+// optional description of the phone: the server's own wire type.
+type signInBody = api.LoginRequest
 
 // doubleSession is a login session of the double: what scan answers, and
 // the status confirm and cancel move it to.
@@ -241,10 +233,8 @@ func (d *pageDouble) signIn(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	d.signIns = append(d.signIns, body)
 	dev := api.SignedInDevice{ID: rand.Text(), Kind: api.DevicePhone, IP: "127.0.0.1", LastIP: "127.0.0.1",
-		CreatedAt: time.Now().UTC(), LastUsedAt: time.Now().UTC()}
-	if body.Device != nil {
-		dev.Name, dev.Platform, dev.AppName = body.Device.Name, body.Device.Platform, body.Device.AppName
-	}
+		CreatedAt: time.Now().UTC(), LastUsedAt: time.Now().UTC(),
+		Name: body.DeviceName, Platform: body.Platform, AppName: body.AppName}
 	d.devices = append([]api.SignedInDevice{dev}, d.devices...)
 	value := rand.Text()
 	d.cookies[value] = dev.ID

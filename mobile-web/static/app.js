@@ -546,7 +546,7 @@
     S.busy = true;
     S.err.signin = null;
     render();
-    const r = await api('POST', '/api/v1/auth/cookie', { username, password, device: await about() });
+    const r = await api('POST', '/api/v1/auth/cookie', { username, password, ...(await about()) });
     S.busy = false;
     if (r.status === 200) {
       $('p').value = '';
@@ -605,7 +605,7 @@
     const app = brands.find((b) => b !== 'Chromium') || brands[0] ||
       [['Edg', 'Edge'], ['SamsungBrowser', 'Samsung Internet'], ['Firefox', 'Firefox'], ['FxiOS', 'Firefox'], ['CriOS', 'Chrome'], ['Chrome', 'Chrome'], ['Safari', 'Safari']]
         .find(([k]) => ua.includes(k + '/'))?.[1];
-    return { name: (hi.model || (ios && ios[1]) || '').slice(0, 64), platform: (platform || '').slice(0, 64), app_name: app || 'Browser' };
+    return { device_name: (hi.model || (ios && ios[1]) || '').slice(0, 64), platform: (platform || '').slice(0, 64), app_name: app || 'Browser' };
   }
 
   on('b-confirm', 'click', () => act('confirm'));
