@@ -103,6 +103,7 @@ FUZZTIME     ?= 30s
 FUZZFLAGS    ?=
 FUZZ_TARGETS := \
 	./server/httpapi:FuzzLoginBody \
+	./shared/client:FuzzEventStream \
 	./server/httpapi:FuzzCookieLoginBody \
 	./server/httpapi:FuzzRefreshBody \
 	./server/httpapi:FuzzLogoutBody \

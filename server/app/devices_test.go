@@ -61,7 +61,7 @@ func revokedEvent(t *testing.T, srv *apptest.Server, token string, opened chan<-
 	go func() {
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			if data, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
 				at <- time.Now()
 				var rv api.Revoked
 				_ = json.Unmarshal([]byte(data), &rv)

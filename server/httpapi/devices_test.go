@@ -206,10 +206,10 @@ func (m *meEvents) revoked(t *testing.T) string {
 		l := m.sc.Text()
 		switch {
 		case strings.HasPrefix(l, ":"):
-		case strings.HasPrefix(l, "event: "):
-			event = strings.TrimPrefix(l, "event: ")
-		case strings.HasPrefix(l, "data: "):
-			data = strings.TrimPrefix(l, "data: ")
+		case strings.HasPrefix(l, "event:"):
+			event = strings.TrimPrefix(strings.TrimPrefix(l, "event:"), " ")
+		case strings.HasPrefix(l, "data:"):
+			data = strings.TrimPrefix(strings.TrimPrefix(l, "data:"), " ")
 		case l == "" && event != "":
 			var r api.Revoked
 			if event != api.EventRevoked || json.Unmarshal([]byte(data), &r) != nil {

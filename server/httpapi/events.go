@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gin-contrib/sse"
 	"github.com/gin-gonic/gin"
 
 	"github.com/qrlogin/qrlogin/server/login"
@@ -25,20 +26,19 @@ const DefaultPingInterval = api.PingInterval * time.Second
 const eventWriteTimeout = 10 * time.Second
 
 // eventStream writes server-sent events (the WHATWG HTML "server-sent
-// events" format) to one response. Every data line is one line of JSON,
-// which has no line breaks.
+// events" format), encoded by Gin's own encoder, to one response.
 type eventStream struct {
 	w  io.Writer
 	rc *http.ResponseController
 }
 
-// send writes one event and flushes it to the client.
+// send writes one event, its data as JSON, and flushes it to the client.
 func (e *eventStream) send(event string, data any) error {
-	b, err := json.Marshal(data)
-	if err != nil {
+	var b bytes.Buffer
+	if err := sse.Encode(&b, sse.Event{Event: event, Data: data}); err != nil {
 		return fmt.Errorf("encode %s event: %w", event, err)
 	}
-	return e.write(fmt.Sprintf("event: %s\ndata: %s\n\n", event, b))
+	return e.write(b.String())
 }
 
 // ping writes a comment line, which clients ignore and which keeps idle

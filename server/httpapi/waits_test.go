@@ -196,9 +196,9 @@ func TestEventsHeadersAndFirstEvent(t *testing.T) {
 		}
 		lines = append(lines, l)
 	}
-	data, ok := strings.CutPrefix(lines[1], "data: ")
+	data, ok := strings.CutPrefix(lines[1], "data:")
 	var st api.SessionStatusResponse
-	if lines[0] != "event: status\n" || !ok || lines[2] != "\n" || json.Unmarshal([]byte(data), &st) != nil ||
+	if lines[0] != "event:status\n" || !ok || lines[2] != "\n" || json.Unmarshal([]byte(data), &st) != nil ||
 		st.Status != api.StatusPending || !st.ExpiresAt.Equal(s.ExpiresAt) {
 		t.Fatalf("first event %q", lines)
 	}
@@ -329,8 +329,8 @@ func TestEventsPing(t *testing.T) {
 		lines = append(lines, sc.Text())
 	}
 	// The status event, then pings: comment lines each ending its frame.
-	want := []string{"event: status", "data", "", ": ping", "", ": ping", "", ": ping", ""}
-	if len(lines) != len(want) || !strings.HasPrefix(lines[1], "data: ") {
+	want := []string{"event:status", "data", "", ": ping", "", ": ping", "", ": ping", ""}
+	if len(lines) != len(want) || !strings.HasPrefix(lines[1], "data:") {
 		t.Fatalf("stream %q", lines)
 	}
 	lines[1] = "data"

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tmaxmax/go-sse"
 
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -134,12 +135,12 @@ func (c *Client) WaitRevoked(ctx context.Context, accessToken string) (*api.Revo
 }
 
 // sseStream is an open response in the event stream format of the WHATWG
-// HTML standard ("server-sent events"), read event by event, with a watch
-// that takes a connection silent for too long for dead. Both event
-// streams of the API are read through it.
+// HTML standard ("server-sent events"), parsed by go-sse and pulled event
+// by event, with a watch that takes a connection silent for too long for
+// dead. Both event streams of the API are read through it.
 type sseStream struct {
 	body   io.ReadCloser
-	lines  *bufio.Scanner
+	events chan parsed // from the parsing goroutine; closed at the end
 	cancel context.CancelFunc
 	idle   time.Duration
 	watch  *time.Timer
@@ -195,9 +196,39 @@ func (c *Client) openStream(ctx context.Context, path, bearer string) (*sseStrea
 		return nil, fmt.Errorf("GET %s: answered %q, not an event stream", path, mt)
 	}
 	s.body = resp.Body
-	s.lines = bufio.NewScanner(resp.Body)
-	s.lines.Buffer(make([]byte, 0, 4096), maxBody)
+	s.events = make(chan parsed)
+	go func() {
+		defer close(s.events)
+		// Any bytes, a ping's too, show the connection is alive.
+		for ev, err := range sse.Read(aliveReader{resp.Body, s}, &sse.ReadConfig{MaxEventSize: maxBody}) {
+			select {
+			case s.events <- parsed{ev, err}:
+			case <-ctx.Done(): // closed
+				return
+			}
+		}
+	}()
 	return s, nil
+}
+
+// parsed is one event, or the error that ended the parse.
+type parsed struct {
+	ev  sse.Event
+	err error
+}
+
+// aliveReader resets the stream's idle watch whenever bytes arrive.
+type aliveReader struct {
+	r io.Reader
+	s *sseStream
+}
+
+func (a aliveReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.s.watch.Reset(a.s.idle)
+	}
+	return n, err
 }
 
 func (s *sseStream) timedOut() {
@@ -230,43 +261,17 @@ func (s *sseStream) next() (string, []byte, error) {
 	return event, data, nil
 }
 
-// read reads lines up to the next dispatched event: "field: value" lines,
-// ":" comments (the server's pings), a blank line ending each event; an
-// event without data is not dispatched.
+// read returns the next dispatched event (comments, the server's pings,
+// are not events), or io.EOF at the end of the stream.
 func (s *sseStream) read() (string, []byte, error) {
-	var event string
-	var data []byte
-	hasData := false
-	for s.lines.Scan() {
-		s.watch.Reset(s.idle)
-		line := s.lines.Text()
-		if line == "" {
-			if hasData {
-				return event, data, nil
-			}
-			event, data, hasData = "", nil, false
-			continue
-		}
-		if strings.HasPrefix(line, ":") {
-			continue // a comment: the server's ping
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "event":
-			event = value
-		case "data":
-			if hasData {
-				data = append(data, '\n')
-			}
-			data = append(data, value...)
-			hasData = true
-		}
+	p, ok := <-s.events
+	switch {
+	case !ok:
+		return "", nil, io.EOF
+	case p.err != nil:
+		return "", nil, fmt.Errorf("read event stream: %w", p.err)
 	}
-	if err := s.lines.Err(); err != nil {
-		return "", nil, fmt.Errorf("read event stream: %w", err)
-	}
-	return "", nil, io.EOF
+	return p.ev.Type, []byte(p.ev.Data), nil
 }
 
 // close ends the stream; calling it again is a no-op.
