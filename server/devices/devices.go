@@ -173,3 +173,32 @@ func Touch(d *Device, ip string, now time.Time) {
 // SweepCutoff is the cutoff of a sweep at now: devices that ended or
 // expired before it are deleted.
 func SweepCutoff(now time.Time) time.Time { return now.Add(-Retention) }
+
+// SameSignIn reports whether a and b are one sign-in, whatever their
+// state: the same id, user, kind and client. Moving a store refuses to
+// overwrite a device that is not.
+func SameSignIn(a, b Device) bool {
+	return a.ID == b.ID && a.UserID == b.UserID && a.Kind == b.Kind && a.ClientID == b.ClientID
+}
+
+// CatchUp brings d forward to src, the same sign-in as held by the store
+// being moved from: its latest use (with its address) and its expiry
+// never move back, and a d not ended takes src's end and reason. An
+// ended d stays as it is: an end is never undone nor its reason changed.
+// It reports whether d changed.
+func CatchUp(d *Device, src Device) bool {
+	changed := false
+	if src.LastUsedAt.After(d.LastUsedAt) {
+		d.LastUsedAt, d.LastIP = src.LastUsedAt, src.LastIP
+		changed = true
+	}
+	if src.ExpiresAt.After(d.ExpiresAt) {
+		d.ExpiresAt = src.ExpiresAt
+		changed = true
+	}
+	if d.EndedAt.IsZero() && !src.EndedAt.IsZero() {
+		d.EndedAt, d.EndReason = src.EndedAt, src.EndReason
+		changed = true
+	}
+	return changed
+}

@@ -116,3 +116,47 @@ func TestEventKey(t *testing.T) {
 		t.Errorf("SweepCutoff = %v", got)
 	}
 }
+
+func TestCatchUp(t *testing.T) {
+	d := devices.Device{ID: "d1", UserID: "u1", Kind: api.DevicePhone, LastUsedAt: t0, LastIP: "192.0.2.1", ExpiresAt: t0.Add(time.Hour)}
+	ended := d
+	ended.EndedAt, ended.EndReason = t0.Add(time.Minute), api.ReasonLogoutAll
+	for _, tt := range []struct {
+		name    string
+		d, src  devices.Device
+		want    devices.Device
+		changed bool
+	}{
+		{"same", d, d, d, false},
+		{"older source", d, devices.Device{LastUsedAt: t0.Add(-time.Hour), LastIP: "x", ExpiresAt: t0}, d, false},
+		{"used and rotated since", d,
+			devices.Device{LastUsedAt: t0.Add(time.Minute), LastIP: "192.0.2.2", ExpiresAt: t0.Add(2 * time.Hour)},
+			devices.Device{ID: "d1", UserID: "u1", Kind: api.DevicePhone, LastUsedAt: t0.Add(time.Minute), LastIP: "192.0.2.2", ExpiresAt: t0.Add(2 * time.Hour)},
+			true},
+		{"ended since", d, ended, ended, true},
+		{"ended here first", ended,
+			devices.Device{LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour), EndedAt: t0.Add(time.Hour), EndReason: api.ReasonSignedOut},
+			ended, false},
+		{"never un-ended", ended, d, ended, false},
+	} {
+		got := tt.d
+		if changed := devices.CatchUp(&got, tt.src); changed != tt.changed || got != tt.want {
+			t.Errorf("%s: CatchUp = %v, %+v; want %v, %+v", tt.name, changed, got, tt.changed, tt.want)
+		}
+	}
+	other := d
+	if !devices.SameSignIn(d, other) {
+		t.Error("SameSignIn of a device and itself")
+	}
+	for _, change := range []func(*devices.Device){
+		func(x *devices.Device) { x.UserID = "u2" },
+		func(x *devices.Device) { x.Kind = api.DeviceApp },
+		func(x *devices.Device) { x.ClientID = "cli" },
+	} {
+		o := d
+		change(&o)
+		if devices.SameSignIn(d, o) {
+			t.Errorf("SameSignIn(%+v, %+v)", d, o)
+		}
+	}
+}

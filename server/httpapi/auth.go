@@ -144,9 +144,8 @@ func (s *authenticator) setBearerUser(c *gin.Context, claims auth.Claims) bool {
 	}
 	// A token of an ended sign-in is refused at once, not when it expires.
 	// A token whose sign-in this database does not know (signed before
-	// devices existed, or carried over by "store copy", which copies no
-	// sign-ins) lives out its short life, as it did before: ending a
-	// sign-in always finds its row, so no revocation is missed.
+	// devices existed) lives out its short life, as it did before: ending
+	// a sign-in always finds its row, so no revocation is missed.
 	if claims.SID != "" {
 		d, err := s.store.Device(c.Request.Context(), claims.SID)
 		switch {

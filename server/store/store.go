@@ -193,6 +193,22 @@ type Store interface {
 	// DeleteOldDevices removes devices that ended or expired before
 	// cutoff, and returns how many it removed.
 	DeleteOldDevices(ctx context.Context, cutoff time.Time) (int, error)
+	// ListDevices returns up to limit stored devices in whatever state
+	// (ended and expired ones too), ordered by id in byte order, starting
+	// after the id afterID ("" for the first page); every one when limit
+	// is 0. It is for copying a store (store copy).
+	ListDevices(ctx context.Context, afterID string, limit int) ([]Device, error)
+	// ImportDevice stores d exactly as given, ended or not, without
+	// touching any token (moving a store). ErrConflict if its id is taken,
+	// ErrNotFound if the user does not exist.
+	ImportDevice(ctx context.Context, d Device) error
+	// CatchUpDevice brings the stored device with d's id forward to d by
+	// devices.CatchUp (moving a store again), in one transaction: if that
+	// ends it, its refresh chain or phone cookie is revoked at d.EndedAt
+	// too. It reports whether anything changed. ErrNotFound if there is no
+	// such device, ErrConflict if the stored one is another sign-in
+	// (devices.SameSignIn).
+	CatchUpDevice(ctx context.Context, d Device) (bool, error)
 
 	// SigningKeys returns every stored signing key, newest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)

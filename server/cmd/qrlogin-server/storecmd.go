@@ -14,6 +14,7 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/app"
 	"github.com/qrlogin/qrlogin/server/audit"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres"
 )
@@ -66,16 +67,18 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, " (%d users and %d keys were already there)", res.usersThere, res.keysThere)
 	}
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "copied %d OAuth clients, %d refresh tokens and phone sign-ins, and %d audit entries",
-		res.clients, res.tokens, res.audit)
-	if res.clientsThere+res.tokensThere+res.auditThere > 0 {
-		fmt.Fprintf(stdout, " (%d clients, %d tokens and %d entries were already there)", res.clientsThere, res.tokensThere, res.auditThere)
+	fmt.Fprintf(stdout, "copied %d OAuth clients, %d signed-in devices, %d refresh tokens and phone cookies, and %d audit entries",
+		res.clients, res.devices, res.tokens, res.audit)
+	if res.clientsThere+res.devicesThere+res.tokensThere+res.auditThere > 0 {
+		fmt.Fprintf(stdout, " (%d clients, %d devices, %d tokens and %d entries were already there)",
+			res.clientsThere, res.devicesThere, res.tokensThere, res.auditThere)
 	}
 	fmt.Fprintln(stdout)
-	if res.tokensUpdated+res.usersRevoked > 0 {
-		fmt.Fprintf(stdout, "brought %d tokens and %d users' sign-outs up to date\n", res.tokensUpdated, res.usersRevoked)
+	if res.devicesUpdated+res.tokensUpdated+res.usersRevoked > 0 {
+		fmt.Fprintf(stdout, "brought %d devices, %d tokens and %d users' sign-outs up to date\n",
+			res.devicesUpdated, res.tokensUpdated, res.usersRevoked)
 	}
-	fmt.Fprintln(stdout, "Desktops, apps and phones stay signed in once the servers use the new database.")
+	fmt.Fprintln(stdout, "Desktops, apps and phones stay signed in, and keep their devices list, once the servers use the new database.")
 	return nil
 }
 
@@ -85,6 +88,8 @@ type copyResult struct {
 	usersRevoked          int // users whose sign-out everywhere (or password change) was carried over
 	keys, keysThere       int
 	clients, clientsThere int
+	devices, devicesThere int
+	devicesUpdated        int // devices already there, brought forward (used, ended) as in the source
 	tokens, tokensThere   int
 	tokensUpdated         int // tokens already there, marked used or revoked as in the source
 	audit, auditThere     int
@@ -94,16 +99,18 @@ type copyResult struct {
 const copyPage = 1000
 
 // copyStore copies src into dst: users (with the time they last signed
-// out everywhere), signing keys, OAuth clients, every refresh token and
-// phone cookie in whatever state (so that a rotated token presented after
-// the move is still detected as reused), and the audit log. Login sessions
-// are not copied: they live for minutes.
+// out everywhere), signing keys, OAuth clients, every signed-in device
+// (the sign-ins of GET /api/v1/devices, ended ones too, so an access token
+// of an ended sign-in stays refused), every refresh token and phone cookie
+// in whatever state (so that a rotated token presented after the move is
+// still detected as reused), and the audit log. Login sessions are not
+// copied: they live for minutes.
 //
 // What dst already holds identically is skipped, so a copy can be run
-// again, and tokens copied before are brought up to date (used, revoked).
-// If dst holds a different user under the same id or username, a
-// different key, client or token under the same id, it copies nothing and
-// says which.
+// again, and devices and tokens copied before are brought up to date
+// (used, ended, revoked; never the other way). If dst holds a different
+// user under the same id or username, a different key, client, device or
+// token under the same id, it copies nothing and says which.
 func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 	var res copyResult
 	users, err := src.Users(ctx)
@@ -175,6 +182,14 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 			conflicts = append(conflicts, fmt.Errorf("OAuth client %s: the target has a different client with that id", c.ID))
 		}
 	}
+	if err := walkDevices(ctx, src, dst, func(d store.Device, there *store.Device) error {
+		if there != nil && !devices.SameSignIn(d, *there) {
+			conflicts = append(conflicts, fmt.Errorf("device %s: the target has a different sign-in with that id", d.ID))
+		}
+		return nil
+	}); err != nil {
+		return res, err
+	}
 	tokenConflicts, err := copyTokens(ctx, src, dst, nil)
 	if err != nil {
 		return res, err
@@ -190,8 +205,26 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 		}
 		res.users++
 	}
+	// Devices copied before that the source has used or ended since: before
+	// the sign-outs below, so each keeps the reason the source gave it.
+	if err := walkDevices(ctx, src, dst, func(d store.Device, there *store.Device) error {
+		if there == nil {
+			return nil
+		}
+		res.devicesThere++
+		if x := *there; !devices.CatchUp(&x, d) {
+			return nil
+		}
+		if _, err := dst.CatchUpDevice(ctx, d); err != nil {
+			return err
+		}
+		res.devicesUpdated++
+		return nil
+	}); err != nil {
+		return res, err
+	}
 	// Before the tokens: this revokes every token of theirs the target
-	// holds, as the source did when it was set.
+	// holds, and ends their devices, as the source did when it was set.
 	for _, u := range revokedUsers {
 		if err := dst.RevokeUserTokens(ctx, u.ID, u.TokensValidAfter); err != nil {
 			return res, err
@@ -215,8 +248,20 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 	} else if len(conflicts) > 0 { // written to the target since the check
 		return res, fmt.Errorf("copy refresh tokens:\n%w", errors.Join(conflicts...))
 	}
-	// Devices (the sign-ins of GET /api/v1/devices) are copied here, after
-	// the tokens whose families they are.
+	// New devices (the sign-ins of GET /api/v1/devices), after the
+	// sign-outs above: a sign-in made since in the source stays live.
+	if err := walkDevices(ctx, src, dst, func(d store.Device, there *store.Device) error {
+		if there != nil {
+			return nil
+		}
+		if err := dst.ImportDevice(ctx, d); err != nil {
+			return err
+		}
+		res.devices++
+		return nil
+	}); err != nil {
+		return res, err
+	}
 	if err := copyAudit(ctx, src, dst, &res); err != nil {
 		return res, err
 	}
@@ -298,6 +343,48 @@ func copyTokens(ctx context.Context, src, dst store.Store, res *copyResult) ([]e
 		}
 		if len(page) < copyPage {
 			return conflicts, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// walkDevices walks the devices of src and dst side by side in id order
+// and calls fn on each device of src (its times to the microsecond, as
+// every store keeps them) with dst's device of that id, or nil.
+func walkDevices(ctx context.Context, src, dst store.Store, fn func(d store.Device, there *store.Device) error) error {
+	var have []store.Device // the page of dst being compared
+	haveAfter, haveDone := "", false
+	after := ""
+	for {
+		page, err := src.ListDevices(ctx, after, copyPage)
+		if err != nil {
+			return err
+		}
+		for _, d := range page {
+			d.CreatedAt, d.LastUsedAt, d.ExpiresAt, d.EndedAt = micro(d.CreatedAt), micro(d.LastUsedAt), micro(d.ExpiresAt), micro(d.EndedAt)
+			// Advance dst to the first device at or after d.
+			for !haveDone && (len(have) == 0 || have[len(have)-1].ID < d.ID) {
+				if len(have) > 0 {
+					haveAfter = have[len(have)-1].ID
+				}
+				if have, err = dst.ListDevices(ctx, haveAfter, copyPage); err != nil {
+					return err
+				}
+				haveDone = len(have) < copyPage
+			}
+			for len(have) > 0 && have[0].ID < d.ID {
+				have = have[1:]
+			}
+			var there *store.Device
+			if len(have) > 0 && have[0].ID == d.ID {
+				there = &have[0]
+			}
+			if err := fn(d, there); err != nil {
+				return fmt.Errorf("device %s: %w", d.ID, err)
+			}
+		}
+		if len(page) < copyPage {
+			return nil
 		}
 		after = page[len(page)-1].ID
 	}

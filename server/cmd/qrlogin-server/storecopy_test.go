@@ -12,9 +12,11 @@ import (
 
 	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
+	"github.com/qrlogin/qrlogin/server/devices"
 	"github.com/qrlogin/qrlogin/server/refresh"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/server/store/postgres/pgtest"
+	"github.com/qrlogin/qrlogin/shared/api"
 	"github.com/qrlogin/qrlogin/shared/client"
 )
 
@@ -50,6 +52,63 @@ func phoneMe(t *testing.T, base string, ck *http.Cookie) int {
 	return resp.StatusCode
 }
 
+// phoneDevices is GET /api/v1/devices with the phone cookie ck.
+func phoneDevices(t *testing.T, base string, ck *http.Cookie) []api.SignedInDevice {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/v1/devices", nil)
+	req.AddCookie(ck)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body api.DevicesResponse
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/v1/devices: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Devices
+}
+
+// endDevice is the status of DELETE /api/v1/devices/{id} with the phone
+// cookie ck.
+func endDevice(t *testing.T, base string, ck *http.Cookie, id string) int {
+	t.Helper()
+	req, _ := http.NewRequest("DELETE", base+"/api/v1/devices/"+id, nil)
+	req.AddCookie(ck)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// currentDevice is the id of the sign-in of the phone access token tok.
+func currentDevice(t *testing.T, base, tok string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/v1/devices", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body api.DevicesResponse
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range body.Devices {
+		if d.Current {
+			return d.ID
+		}
+	}
+	t.Fatalf("GET /api/v1/devices: %s, no current device", resp.Status)
+	return ""
+}
+
 // oauthRefresh is the status and body of a refresh at the token endpoint.
 func oauthRefresh(t *testing.T, base, clientID, tok string) (int, map[string]any) {
 	t.Helper()
@@ -66,8 +125,9 @@ func oauthRefresh(t *testing.T, base, clientID, tok string) (int, map[string]any
 }
 
 // Moving from SQLite to PostgreSQL signs nobody out, lets nobody back in
-// who was signed out, keeps detecting the reuse of tokens rotated before
-// the move, and keeps the audit log with its ids.
+// who was signed out, keeps the devices list (ended sign-ins stay ended,
+// ending one on the new store works), keeps detecting the reuse of tokens
+// rotated before the move, and keeps the audit log with its ids.
 func TestStoreCopyCarriesSignInsAndAudit(t *testing.T) {
 	ctx := context.Background()
 	lite := filepath.Join(t.TempDir(), "single-node.db")
@@ -86,12 +146,12 @@ func TestStoreCopyCarriesSignInsAndAudit(t *testing.T) {
 	appRT := refresh.Policy{TTL: 24 * time.Hour, MaxAge: 72 * time.Hour}.Start(refresh.KindRefresh, carol.ID, auth.AMRQR,
 		auth.NewID(), auth.NewID(), auth.HashToken(appToken), time.Now())
 	appRT.ClientID, appRT.Scope = "notes", "openid offline_access"
-	if err := st.CreateRefreshToken(ctx, appRT); err != nil {
+	if err := st.CreateDevice(ctx, devices.Start(appRT, devices.Info{AppName: "Notes"}, "192.0.2.8"), appRT); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
 
-	single := startServer(t, lite)
+	single := startServer(t, lite, "--limit-login", "0") // five password sign-ins in a row
 	c := client.New(single.url)
 	first, err := c.Login(ctx, "carol", "carol-password-1")
 	if err != nil {
@@ -109,12 +169,25 @@ func TestStoreCopyCarriesSignInsAndAudit(t *testing.T) {
 	if err := c.LogoutAll(ctx, dave.AccessToken); err != nil {
 		t.Fatal(err)
 	}
+	// A sign-in of carol's ended from her phone before the move.
+	gone, err := c.Login(ctx, "carol", "carol-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneID := currentDevice(t, single.url, gone.AccessToken)
+	if st := endDevice(t, single.url, ck, goneID); st != http.StatusNoContent {
+		t.Fatalf("ending a device before the move: %d", st)
+	}
+	listed := phoneDevices(t, single.url, ck)
+	if len(listed) != 3 {
+		t.Fatalf("carol's devices before the move: %+v, want the app, the phone and the API sign-in", listed)
+	}
 	single.stop()
 	before := auditLines(t, "--db", lite, "--since", "0")
 
 	pg := pgtest.NewURL(t)
 	out := mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg)
-	for _, want := range []string{"copied 2 users and 1 signing keys", "copied 1 OAuth clients", "audit entries", "stay signed in"} {
+	for _, want := range []string{"copied 2 users and 1 signing keys", "copied 1 OAuth clients, 5 signed-in devices", "audit entries", "stay signed in"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("copy printed %q, want %q in it", out, want)
 		}
@@ -135,8 +208,51 @@ func TestStoreCopyCarriesSignInsAndAudit(t *testing.T) {
 	if st := phoneMe(t, srv.url, ck); st != http.StatusOK {
 		t.Errorf("the phone cookie after the move: %d, want 200", st)
 	}
-	if status, body := oauthRefresh(t, srv.url, "notes", appToken); status != http.StatusOK {
-		t.Errorf("the app's refresh after the move: %d %v", status, body)
+	// The same list, the phone's own sign-in still marked current.
+	moved := phoneDevices(t, srv.url, ck)
+	if len(moved) != len(listed) {
+		t.Fatalf("carol's devices after the move: %+v, before: %+v", moved, listed)
+	}
+	for i, b := range listed {
+		a := moved[i]
+		if a.ID != b.ID || a.Kind != b.Kind || a.Name != b.Name || a.Platform != b.Platform || a.AppName != b.AppName ||
+			a.IP != b.IP || !a.CreatedAt.Equal(b.CreatedAt) || a.Current != b.Current || a.New != b.New {
+			t.Errorf("device %d after the move: %+v, before: %+v", i, a, b)
+		}
+	}
+	if _, err := c.Me(ctx, second.AccessToken); err != nil {
+		t.Errorf("an access token of a live sign-in, issued before the move: %v", err)
+	}
+	firstID := currentDevice(t, srv.url, second.AccessToken)
+	var phoneID string
+	for _, d := range moved {
+		if d.Current {
+			phoneID = d.ID
+		}
+	}
+	if phoneID == "" || phoneID == firstID {
+		t.Errorf("the phone's own sign-in %q after the move, the API's %q", phoneID, firstID)
+	}
+	if _, err := c.Me(ctx, gone.AccessToken); err == nil {
+		t.Error("an access token of a sign-in ended before the move works after it")
+	}
+	status, body := oauthRefresh(t, srv.url, "notes", appToken)
+	if status != http.StatusOK {
+		t.Fatalf("the app's refresh after the move: %d %v", status, body)
+	}
+	// Ending a device on the new store ends it: its newest token fails.
+	var appID string
+	for _, d := range moved {
+		if d.Kind == api.DeviceApp {
+			appID = d.ID
+		}
+	}
+	if st := endDevice(t, srv.url, ck, appID); st != http.StatusNoContent {
+		t.Fatalf("ending the app's device after the move: %d", st)
+	}
+	newest, _ := body["refresh_token"].(string)
+	if status, body := oauthRefresh(t, srv.url, "notes", newest); status != http.StatusBadRequest {
+		t.Errorf("the refresh of an app ended after the move: %d %v", status, body)
 	}
 	if _, err := c.Me(ctx, dave.AccessToken); err == nil {
 		t.Error("an access token revoked before the move works after it")
@@ -160,19 +276,28 @@ func TestStoreCopyCarriesSignInsAndAudit(t *testing.T) {
 		t.Errorf("the reuse after the move recorded %+v, after ids up to %d", last, before[len(before)-1].ID)
 	}
 
-	// Again: everything is there; nothing is doubled.
+	// Again: everything is there; nothing is doubled, nothing ended on
+	// the new store comes back.
 	out = mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg)
-	if !strings.Contains(out, "copied 0 OAuth clients, 0 refresh tokens and phone sign-ins, and 0 audit entries") {
+	if !strings.Contains(out, "copied 0 OAuth clients, 0 signed-in devices, 0 refresh tokens and phone cookies, and 0 audit entries") ||
+		strings.Contains(out, "up to date") {
 		t.Errorf("second copy printed %q, want nothing new", out)
 	}
 	if n := len(auditLines(t, "--db", pg, "--since", "0")); n != len(es) {
 		t.Errorf("the second copy left %d audit entries, want %d", n, len(es))
 	}
+	pst := openStore(t, pg)
+	for id, reason := range map[string]string{goneID: api.ReasonSignedOut, appID: api.ReasonSignedOut, firstID: api.ReasonReuseDetected, phoneID: ""} {
+		d, err := pst.Device(ctx, id)
+		if err != nil || d.EndReason != reason {
+			t.Errorf("device %s on the new store: %+v, %v; want ended for %q", id, d, err, reason)
+		}
+	}
 }
 
-// copyStore brings tokens and sign-outs that changed in the source since
-// an earlier copy up to date, and appends source entries whose ids the
-// target gave to entries of its own.
+// copyStore brings devices, tokens and sign-outs that changed in the
+// source since an earlier copy up to date, and appends source entries
+// whose ids the target gave to entries of its own.
 func TestCopyStoreAgain(t *testing.T) {
 	ctx := context.Background()
 	src := openStore(t, filepath.Join(t.TempDir(), "src.db"))
@@ -186,7 +311,7 @@ func TestCopyStoreAgain(t *testing.T) {
 	live := policy.Start(refresh.KindRefresh, u.ID, "pwd", "t1", "f1", auth.HashToken("one"), now)
 	other := policy.Start(refresh.KindRefresh, u.ID, "pwd", "t2", "f2", auth.HashToken("two"), now)
 	for _, rt := range []store.RefreshToken{live, other} {
-		if err := src.CreateRefreshToken(ctx, rt); err != nil {
+		if err := src.CreateDevice(ctx, devices.Start(rt, devices.Info{Name: "Phone " + rt.FamilyID}, "192.0.2.1"), rt); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -197,12 +322,16 @@ func TestCopyStoreAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Meanwhile: t1 is rotated in the source, erin signs out everywhere
-	// there, and the target records an event of its own.
+	// Meanwhile: t1 is rotated in the source, the sign-in f2 is ended
+	// from the phone, erin signs out everywhere there and then signs in
+	// again (f4), and the target records an event of its own.
 	if _, err := src.UpdateRefreshToken(ctx, live.Hash, func(rt *store.RefreshToken) (*store.RefreshToken, error) {
 		next, err := policy.Rotate(rt, "", "t3", auth.HashToken("three"), now.Add(time.Second))
 		return &next, err
 	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.EndDevice(ctx, u.ID, "f2", api.ReasonSignedOut, now.Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if err := src.AppendAudit(ctx, audit.Entry{Time: now.Add(time.Second), Event: audit.SignedOutEverywhere, UserID: u.ID}); err != nil {
@@ -214,17 +343,39 @@ func TestCopyStoreAgain(t *testing.T) {
 	if err := src.RevokeUserTokens(ctx, u.ID, now.Add(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	again := policy.Start(refresh.KindRefresh, u.ID, "pwd", "t4", "f4", auth.HashToken("four"), now.Add(4*time.Second))
+	if err := src.CreateDevice(ctx, devices.Start(again, devices.Info{Name: "Phone again"}, "192.0.2.1"), again); err != nil {
+		t.Fatal(err)
+	}
 	for run := range 2 {
 		res, err := copyStore(ctx, src, dst)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if run == 0 && (res.tokens != 1 || res.usersRevoked != 1 || res.audit != 1) {
-			t.Errorf("second copy: %+v, want 1 new token, 1 user signed out, 1 audit entry", res)
+		if run == 0 && (res.tokens != 2 || res.usersRevoked != 1 || res.audit != 1 || res.devices != 1 || res.devicesUpdated != 2) {
+			t.Errorf("second copy: %+v, want 2 new tokens, 1 user signed out, 1 audit entry, 1 new device, 2 brought forward", res)
 		}
-		if run == 1 && (res.tokens != 0 || res.tokensUpdated != 0 || res.usersRevoked != 0 || res.audit != 0 || res.auditThere != 2) {
+		if run == 1 && (res.tokens != 0 || res.tokensUpdated != 0 || res.usersRevoked != 0 || res.audit != 0 || res.auditThere != 2 ||
+			res.devices != 0 || res.devicesUpdated != 0 || res.devicesThere != 3) {
 			t.Errorf("third copy: %+v, want nothing new", res)
 		}
+	}
+	// Each device as the source has it: f1 rotated, then ended by the
+	// sign-out everywhere; f2 ended before it, for its own reason; f4,
+	// signed in after it, live.
+	for _, id := range []string{"f1", "f2", "f4"} {
+		want, err := src.Device(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dst.Device(ctx, id)
+		if err != nil || got.EndReason != want.EndReason || !got.EndedAt.Equal(micro(want.EndedAt)) ||
+			!got.ExpiresAt.Equal(micro(want.ExpiresAt)) || !got.LastUsedAt.Equal(micro(want.LastUsedAt)) {
+			t.Errorf("device %s in the target: %+v, %v; want %+v", id, got, err, want)
+		}
+	}
+	if got, err := dst.RefreshToken(ctx, again.Hash); err != nil || !got.RevokedAt.IsZero() {
+		t.Errorf("the sign-in made after the sign-out everywhere, in the target: %+v, %v", got, err)
 	}
 	got, err := dst.RefreshToken(ctx, live.Hash)
 	if err != nil || got.UsedAt.IsZero() || got.RevokedAt.IsZero() {
@@ -237,5 +388,42 @@ func TestCopyStoreAgain(t *testing.T) {
 	es, err := dst.AuditEntries(ctx, store.AuditQuery{})
 	if err != nil || len(es) != 3 || es[2].Event != audit.SignedOutEverywhere {
 		t.Errorf("the target's audit log: %+v, %v; want the source's two entries and its own", es, err)
+	}
+}
+
+// A target holding another sign-in under a device's id (another user,
+// kind or app) is refused before anything is written.
+func TestCopyStoreRefusesAnotherDevice(t *testing.T) {
+	ctx := context.Background()
+	src := openStore(t, filepath.Join(t.TempDir(), "src.db"))
+	dst := openStore(t, filepath.Join(t.TempDir(), "dst.db"))
+	now := time.Now().UTC()
+	u := store.User{ID: "u1", Username: "erin", PasswordHash: "$argon2id$x", CreatedAt: now}
+	for _, s := range []store.Store{src, dst} {
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt := refresh.Policy{TTL: time.Hour}.Start(refresh.KindPhone, u.ID, "pwd", "t1", "d1", auth.HashToken("one"), now)
+	if err := src.CreateDevice(ctx, devices.Start(rt, devices.Info{}, ""), rt); err != nil {
+		t.Fatal(err)
+	}
+	theirs := devices.Start(rt, devices.Info{}, "")
+	theirs.Kind = api.DeviceDesktop
+	if err := dst.ImportDevice(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.CreateUser(ctx, store.User{ID: "u2", Username: "frank", PasswordHash: "$argon2id$y", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := copyStore(ctx, src, dst)
+	if err == nil || !strings.Contains(err.Error(), "device d1") || !strings.Contains(err.Error(), "nothing copied") {
+		t.Fatalf("copy onto another sign-in d1: %v, want a refusal naming it", err)
+	}
+	if _, err := dst.User(ctx, "u2"); err == nil {
+		t.Error("frank was copied although the copy was refused")
+	}
+	if _, err := dst.RefreshToken(ctx, rt.Hash); err == nil {
+		t.Error("d1's token was copied although the copy was refused")
 	}
 }

@@ -194,3 +194,73 @@ func (db *DB) DeleteOldDevices(ctx context.Context, cutoff time.Time) (int, erro
 	}
 	return n, nil
 }
+
+// ListDevices returns up to limit devices in any state ordered by id in
+// byte order, after afterID; all of them when limit is 0.
+func (db *DB) ListDevices(ctx context.Context, afterID string, limit int) ([]store.Device, error) {
+	query, args := selectDevice+` WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C"`, []any{afterID}
+	if limit > 0 {
+		query, args = query+` LIMIT $2`, append(args, limit)
+	}
+	rows, err := db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list every device: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list every device: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list every device: %w", err)
+	}
+	return out, nil
+}
+
+// ImportDevice stores d as it is. No stream waits on a sign-in the store
+// did not hold, so nobody is notified.
+func (db *DB) ImportDevice(ctx context.Context, d store.Device) error {
+	if _, err := db.pool.Exec(ctx, insertDeviceSQL, deviceArgs(&d)...); err != nil {
+		return fmt.Errorf("import device %q: %w", d.ID, deviceError(err, &d))
+	}
+	return nil
+}
+
+// CatchUpDevice brings the stored device forward to d in one transaction,
+// locking it before its tokens like every other; if that ends it, its
+// tokens are revoked and the user's event streams on every server told.
+func (db *DB) CatchUpDevice(ctx context.Context, d store.Device) (bool, error) {
+	changed := false
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		there, err := scanDevice(tx.QueryRow(ctx, selectDevice+` WHERE id = $1 FOR UPDATE`, d.ID))
+		if err != nil {
+			return err
+		}
+		if !devices.SameSignIn(there, d) {
+			return store.ErrConflict
+		}
+		wasEnded := there.Ended()
+		if changed = devices.CatchUp(&there, d); !changed {
+			return nil
+		}
+		if err := saveDevice(ctx, tx, &there); err != nil {
+			return err
+		}
+		if wasEnded || !there.Ended() {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, revokeFamilyTokens, ts(there.EndedAt), there.ID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, notifyUser, there.UserID)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("catch up device %q: %w", d.ID, err)
+	}
+	return changed, nil
+}

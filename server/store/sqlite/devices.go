@@ -178,3 +178,70 @@ func (db *DB) DeleteOldDevices(ctx context.Context, cutoff time.Time) (int, erro
 	}
 	return n, nil
 }
+
+// ListDevices returns up to limit devices in any state ordered by id in
+// byte order, after afterID; all of them when limit is 0.
+func (db *DB) ListDevices(ctx context.Context, afterID string, limit int) ([]store.Device, error) {
+	query, args := selectDevice+` WHERE id > ? ORDER BY id`, []any{afterID}
+	if limit > 0 {
+		query, args = query+` LIMIT ?`, append(args, limit)
+	}
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list every device: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list every device: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list every device: %w", err)
+	}
+	return out, nil
+}
+
+// ImportDevice stores d as it is.
+func (db *DB) ImportDevice(ctx context.Context, d store.Device) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return insertDevice(ctx, tx, &d)
+	})
+	if err != nil {
+		return fmt.Errorf("import device %q: %w", d.ID, err)
+	}
+	return nil
+}
+
+// CatchUpDevice brings the stored device forward to d, revoking its
+// tokens if that ends it, in one transaction.
+func (db *DB) CatchUpDevice(ctx context.Context, d store.Device) (bool, error) {
+	changed := false
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		there, err := scanDevice(tx.QueryRowContext(ctx, selectDevice+` WHERE id = ?`, d.ID))
+		if err != nil {
+			return err
+		}
+		if !devices.SameSignIn(there, d) {
+			return store.ErrConflict
+		}
+		wasEnded := there.Ended()
+		if changed = devices.CatchUp(&there, d); !changed {
+			return nil
+		}
+		if err := saveDevice(ctx, tx, &there); err != nil {
+			return err
+		}
+		if !wasEnded && there.Ended() {
+			return revokeFamily(ctx, tx, there.ID, there.EndedAt)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("catch up device %q: %w", d.ID, err)
+	}
+	return changed, nil
+}

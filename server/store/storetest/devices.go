@@ -436,3 +436,159 @@ func testDevices(t *testing.T, newStore func(t *testing.T) store.Store) {
 		checkErr(t, "Device of a deleted client", err, store.ErrNotFound)
 	})
 }
+
+// testCopyDevices covers what moving a store needs: reading every device,
+// storing one as it is, and bringing one forward on a later copy.
+func testCopyDevices(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("ListDevices", func(t *testing.T) {
+		s := newStore(t)
+		u := mustCreateUser(t, s, "u1", "alice")
+		live, rt := newDevice("b-live", u.ID, base)
+		mustCreateDevice(t, s, live, rt)
+		ended, rt := newDevice("a-ended", u.ID, base)
+		mustCreateDevice(t, s, ended, rt)
+		var err error
+		ended, err = s.EndDevice(t.Context(), u.ID, ended.ID, api.ReasonSignedOut, base.Add(time.Minute))
+		checkErr(t, "EndDevice", err, nil)
+		expired, rt := newDevice("Z-expired", u.ID, base)
+		expired.ExpiresAt, rt.ExpiresAt = base.Add(time.Minute), base.Add(time.Minute)
+		mustCreateDevice(t, s, expired, rt)
+		app := store.Device{ID: "c-app", UserID: u.ID, Kind: api.DeviceApp, ClientID: "cli", AppName: "Notes",
+			CreatedAt: base, LastUsedAt: base, ExpiresAt: base.Add(15 * time.Minute)}
+		checkErr(t, "ImportDevice", s.ImportDevice(t.Context(), app), nil)
+
+		// Byte order: upper case before lower case, whatever the collation.
+		want := []store.Device{expired, ended, live, app}
+		all, err := s.ListDevices(t.Context(), "", 0)
+		checkErr(t, "ListDevices", err, nil)
+		if len(all) != len(want) {
+			t.Fatalf("ListDevices returned %v, want %v", deviceIDs(all), deviceIDs(want))
+		}
+		for i := range want {
+			checkDevice(t, "device "+want[i].ID, all[i], want[i])
+		}
+		var paged []string
+		after := ""
+		for range len(want) + 1 {
+			page, err := s.ListDevices(t.Context(), after, 3)
+			checkErr(t, "ListDevices page", err, nil)
+			paged = append(paged, deviceIDs(page)...)
+			if len(page) < 3 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		if wantIDs := deviceIDs(want); !reflect.DeepEqual(paged, wantIDs) {
+			t.Errorf("paged ids %v, want %v", paged, wantIDs)
+		}
+	})
+
+	t.Run("ImportDevice", func(t *testing.T) {
+		s := newStore(t)
+		u := mustCreateUser(t, s, "u1", "alice")
+		live, rt := newDevice("d-live", u.ID, base)
+		mustCreateToken(t, s, rt) // copied before, without a device
+		live.LastUsedAt, live.LastIP = base.Add(time.Hour), "203.0.113.9"
+		live.CreatedAt = base.In(time.FixedZone("UTC+8", 8*3600))
+		ended, _ := newDevice("d-ended", u.ID, base)
+		ended.EndedAt, ended.EndReason = base.Add(2*time.Hour), api.ReasonPasswordChanged
+		for _, d := range []store.Device{live, ended} {
+			checkErr(t, "ImportDevice "+d.ID, s.ImportDevice(t.Context(), d), nil)
+			checkDevice(t, "imported "+d.ID, mustDevice(t, s, d.ID), d)
+		}
+		if got := mustToken(t, s, rt); !got.RevokedAt.IsZero() {
+			t.Error("importing a device touched its token")
+		}
+		if ds, err := s.Devices(t.Context(), u.ID, base.Add(time.Hour)); err != nil || !reflect.DeepEqual(deviceIDs(ds), []string{"d-live"}) {
+			t.Errorf("Devices after import: %v, %v; want only the live one", deviceIDs(ds), err)
+		}
+
+		again := live
+		again.Name = "another"
+		checkErr(t, "ImportDevice with a taken id", s.ImportDevice(t.Context(), again), store.ErrConflict)
+		checkDevice(t, "device after a refused import", mustDevice(t, s, live.ID), live)
+		orphan, _ := newDevice("d-orphan", "nobody", base)
+		checkErr(t, "ImportDevice for an unknown user", s.ImportDevice(t.Context(), orphan), store.ErrNotFound)
+	})
+
+	t.Run("CatchUpDevice", func(t *testing.T) {
+		s := newStore(t)
+		u := mustCreateUser(t, s, "u1", "alice")
+		mustCreateUser(t, s, "u2", "bob")
+		d, rt := newDevice("d1", u.ID, base)
+		mustCreateDevice(t, s, d, rt)
+		keep, keepRT := newDevice("d2", u.ID, base)
+		mustCreateDevice(t, s, keep, keepRT)
+
+		// Used and rotated in the source since: its use and expiry move on.
+		src := d
+		src.LastUsedAt, src.LastIP, src.ExpiresAt = base.Add(time.Hour), "203.0.113.7", d.ExpiresAt.Add(time.Hour)
+		changed, err := s.CatchUpDevice(t.Context(), src)
+		checkErr(t, "CatchUpDevice", err, nil)
+		if !changed {
+			t.Error("CatchUpDevice of a newer device reported no change")
+		}
+		checkDevice(t, "caught up", mustDevice(t, s, d.ID), src)
+		if got := mustToken(t, s, rt); !got.RevokedAt.IsZero() {
+			t.Error("catching up a live device revoked its token")
+		}
+		// An older copy moves nothing back.
+		changed, err = s.CatchUpDevice(t.Context(), d)
+		checkErr(t, "CatchUpDevice older", err, nil)
+		if changed {
+			t.Error("CatchUpDevice of an older device reported a change")
+		}
+		checkDevice(t, "not moved back", mustDevice(t, s, d.ID), src)
+
+		// Ended in the source: ended here with its reason, its chain
+		// revoked, the other device untouched.
+		end := base.Add(2 * time.Hour)
+		src.EndedAt, src.EndReason = end, api.ReasonPasswordChanged
+		changed, err = s.CatchUpDevice(t.Context(), src)
+		checkErr(t, "CatchUpDevice ended", err, nil)
+		if !changed {
+			t.Error("CatchUpDevice of an ended device reported no change")
+		}
+		checkDevice(t, "ended", mustDevice(t, s, d.ID), src)
+		if got := mustToken(t, s, rt); !got.RevokedAt.Equal(end) {
+			t.Errorf("the ended device's token: revoked at %v, want %v", got.RevokedAt, end)
+		}
+		if got := mustToken(t, s, keepRT); !got.RevokedAt.IsZero() {
+			t.Error("another device's token was revoked")
+		}
+		// Never un-ended, nor its reason changed.
+		for _, other := range []store.Device{d, func() store.Device {
+			o := src
+			o.EndedAt, o.EndReason = end.Add(time.Hour), api.ReasonSignedOut
+			return o
+		}()} {
+			changed, err = s.CatchUpDevice(t.Context(), other)
+			checkErr(t, "CatchUpDevice of an ended device", err, nil)
+			if changed {
+				t.Error("CatchUpDevice changed an ended device")
+			}
+			checkDevice(t, "still ended", mustDevice(t, s, d.ID), src)
+		}
+
+		// Another sign-in under the id is refused, and changes nothing.
+		for _, change := range []func(*store.Device){
+			func(x *store.Device) { x.UserID = "u2" },
+			func(x *store.Device) { x.Kind = api.DeviceDesktop },
+			func(x *store.Device) { x.ClientID = "cli" },
+		} {
+			o := keep
+			o.ExpiresAt, o.EndedAt, o.EndReason = keep.ExpiresAt.Add(time.Hour), end, api.ReasonSignedOut
+			change(&o)
+			_, err := s.CatchUpDevice(t.Context(), o)
+			checkErr(t, "CatchUpDevice of another sign-in", err, store.ErrConflict)
+		}
+		checkDevice(t, "after refused catch-ups", mustDevice(t, s, keep.ID), keep)
+		if got := mustToken(t, s, keepRT); !got.RevokedAt.IsZero() {
+			t.Error("a refused catch-up revoked a token")
+		}
+		nope := keep
+		nope.ID = "nope"
+		_, err = s.CatchUpDevice(t.Context(), nope)
+		checkErr(t, "CatchUpDevice unknown", err, store.ErrNotFound)
+	})
+}

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ListRefreshTokens", func(t *testing.T) { testListRefreshTokens(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("Devices", func(t *testing.T) { testDevices(t, newStore) })
+	t.Run("CopyDevices", func(t *testing.T) { testCopyDevices(t, newStore) })
 	t.Run("Ping", func(t *testing.T) {
 		if err := newStore(t).Ping(t.Context()); err != nil {
 			t.Fatalf("Ping: %v", err)
