@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/auth"
@@ -42,6 +43,21 @@ func (ae *auditEnv) newEntries() []audit.Entry {
 	}
 	if len(es) > 0 {
 		ae.seen = es[len(es)-1].ID
+	}
+	return es
+}
+
+// awaitEntries returns the n entries recorded since the last call, waiting
+// (a bounded while) for entries recorded after an answer was written: a
+// delivery is recorded once its tokens are on their way.
+func (ae *auditEnv) awaitEntries(n int) []audit.Entry {
+	ae.t.Helper()
+	var es []audit.Entry
+	for deadline := time.Now().Add(bound); len(es) < n && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		es = append(es, ae.newEntries()...)
+	}
+	if len(es) != n {
+		ae.t.Fatalf("%d audit entries recorded, want %d: %+v", len(es), n, es)
 	}
 	return es
 }
@@ -210,8 +226,8 @@ func TestAuditDeliveryByStreamAndLongPoll(t *testing.T) {
 	}
 	// The stream may deliver before the confirm's answer: both are
 	// recorded, the confirm first.
-	both := e.newEntries()
-	if len(both) != 2 || both[0].Event != audit.SessionConfirmed {
+	both := e.awaitEntries(2)
+	if both[0].Event != audit.SessionConfirmed {
 		t.Fatalf("confirm and delivery recorded %+v", both)
 	}
 	e.checkEntry("delivery by event stream", both[1], audit.Entry{Event: audit.TokensDelivered, UserID: e.alice, Username: "alice",
@@ -226,7 +242,7 @@ func TestAuditDeliveryByStreamAndLongPoll(t *testing.T) {
 	if err != nil || st.Tokens == nil {
 		t.Fatalf("long-poll: %+v, %v", st, err)
 	}
-	e.expectOne("delivery by long-poll", audit.Entry{Event: audit.TokensDelivered, UserID: e.alice, Username: "alice",
+	e.checkEntry("delivery by long-poll", e.awaitEntries(1)[0], audit.Entry{Event: audit.TokensDelivered, UserID: e.alice, Username: "alice",
 		DeviceID: e.family(st.Tokens.RefreshToken), Device: "Work laptop", IP: "127.0.0.1",
 		Detail: map[string]string{"session_id": polled.ID}})
 }

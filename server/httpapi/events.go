@@ -106,7 +106,9 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 	// report sends sess's status (or tokens) unless always is false and
 	// the status did not change. It returns false when the stream is over.
 	report := func(sess login.Session, always bool) bool {
-		_, body, err := s.pollAnswer(ctx, sess, c.ClientIP())
+		_, body, delivered, err := s.pollAnswer(ctx, sess, c.ClientIP())
+		// Recorded once the event is written (or failed to be).
+		defer s.recordDelivery(ctx, delivered)
 		if err != nil {
 			s.streamError(c, pd, err)
 			return false

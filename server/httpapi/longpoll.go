@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/login"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -213,36 +214,46 @@ func (s *desktopSessions) reload(c *gin.Context, id string) (login.Session, bool
 
 // answerPoll answers a status poll with the session as read.
 func (s *desktopSessions) answerPoll(c *gin.Context, sess login.Session) {
-	status, body, err := s.pollAnswer(c.Request.Context(), sess, c.ClientIP())
+	status, body, delivered, err := s.pollAnswer(c.Request.Context(), sess, c.ClientIP())
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
 	c.JSON(status, body)
+	s.recordDelivery(c.Request.Context(), delivered)
 }
 
 // pollAnswer is the answer to a status poll or the data of a status
 // event: the status, or the tokens of a confirmed session for the desktop
-// at ip.
-func (s *desktopSessions) pollAnswer(ctx context.Context, sess login.Session, ip string) (int, any, error) {
+// at ip. With tokens it also returns their delivery's audit entry, which
+// the caller records once the answer is on its way.
+func (s *desktopSessions) pollAnswer(ctx context.Context, sess login.Session, ip string) (int, any, *audit.Entry, error) {
 	now := s.now()
 	switch st := sess.StatusAt(now); st {
 	case login.Consumed:
-		return 0, nil, login.ErrConsumed
+		return 0, nil, nil, login.ErrConsumed
 	case login.Confirmed:
 		if sess.ClientID != "" {
 			// An OAuth client's session: its tokens (for that client) come
 			// from the token endpoint only, never as this API's tokens.
-			return http.StatusOK, statusResponse(sess, st), nil
+			return http.StatusOK, statusResponse(sess, st), nil, nil
 		}
 		if err := ctx.Err(); err != nil {
 			// The desktop has gone: keep the tokens for its next request
 			// rather than hand them to a closed connection.
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		return s.deliver(ctx, sess, ip, now)
 	default:
-		return http.StatusOK, statusResponse(sess, st), nil
+		return http.StatusOK, statusResponse(sess, st), nil, nil
+	}
+}
+
+// recordDelivery records a delivery's audit entry, if any. It runs after
+// the tokens were written: the desktop does not wait for the audit log.
+func (s *desktopSessions) recordDelivery(ctx context.Context, e *audit.Entry) {
+	if e != nil {
+		s.audit.Record(ctx, *e)
 	}
 }
 

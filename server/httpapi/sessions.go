@@ -231,38 +231,38 @@ func (s *desktopSessions) sessionStatus(c *gin.Context) {
 // deliver hands the tokens of a confirmed session to the desktop at ip. The
 // status change and the refresh token are saved in one transaction, so of
 // any number of concurrent polls exactly one gets tokens.
-func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, ip string, now time.Time) (int, any, error) {
+func (s *desktopSessions) deliver(ctx context.Context, sess login.Session, ip string, now time.Time) (int, any, *audit.Entry, error) {
 	u, err := s.store.User(ctx, sess.UserID)
 	if err != nil {
-		return 0, nil, fmt.Errorf("load confirming user: %w", err)
+		return 0, nil, nil, fmt.Errorf("load confirming user: %w", err)
 	}
 	refresh, rt, err := s.mint.refresh(u.ID, auth.AMRQR)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	access, err := s.mint.access(u.ID, auth.AMRQR, rt.FamilyID)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	// The desktop's description and address come from the session.
 	saved, err := s.store.DeliverSession(ctx, sess.ID, devices.Start(rt, devices.Info{}, ""), rt, now)
 	if errors.Is(err, login.ErrExpired) {
-		return http.StatusOK, statusResponse(saved, login.Expired), nil
+		return http.StatusOK, statusResponse(saved, login.Expired), nil, nil
 	}
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	s.hub.Publish(sess.ID)
 	if !saved.ConfirmedAt.IsZero() { // zero for sessions confirmed before it was recorded
 		s.metrics.NoticeLatency(now.Sub(saved.ConfirmedAt))
 	}
-	s.audit.Record(ctx, audit.Entry{Time: now, Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
-		DeviceID: rt.FamilyID, Device: sess.Device.Name, IP: ip, Detail: map[string]string{"session_id": sess.ID}})
+	delivered := &audit.Entry{Time: now, Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
+		DeviceID: rt.FamilyID, Device: sess.Device.Name, IP: ip, Detail: map[string]string{"session_id": sess.ID}}
 	resp := statusResponse(saved, login.Confirmed)
 	tokens := s.mint.pair(access, refresh)
 	user := apiUser(u)
 	resp.Tokens, resp.User = &tokens, &user
-	return http.StatusOK, resp, nil
+	return http.StatusOK, resp, delivered, nil
 }
 
 func (s *desktopSessions) withdrawSession(c *gin.Context) {
