@@ -819,6 +819,12 @@ func (f *Flow) doSignOut(ctx context.Context) {
 		f.log.Warn("could not revoke the sign-in on the server", "err", err)
 		f.st.Notice = "Signed out on this computer, but the server could not be reached to end the sign-in there."
 	}
+	f.signedOut()
+}
+
+// signedOut forgets the sign-in and starts over with a new code, keeping
+// the notice that says why.
+func (f *Flow) signedOut() {
 	f.forget()
 	f.st.Account = nil
 	f.renewals, f.failures, f.retryAt = 0, 0, time.Time{}

@@ -109,14 +109,8 @@ func (f *Flow) tell(n watchNews) {
 // it and show a new code, saying why.
 func (f *Flow) revoked(reason string) {
 	f.log.Info("sign-in ended by the server", "reason", reason)
-	f.forget()
 	f.st.Notice = revokedNotice(reason)
-	f.st.Account = nil
-	f.renewals, f.failures, f.retryAt = 0, 0, time.Time{}
-	f.st.Problem = nil
-	f.st.Phase = Starting
-	f.stage = stageCreate
-	f.emit()
+	f.signedOut()
 }
 
 // streamRefused follows a 401 from the stream: the access token expired

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -61,15 +60,7 @@ func (s *signedInDevices) events(c *gin.Context) {
 
 	defer s.abortOnPanic(c)
 
-	rc := http.NewResponseController(c.Writer)
-	// The server's read timeout would end the stream: lift it (and the
-	// write timeout, which each write sets for itself).
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
-	c.Header("Content-Type", api.EventStreamType)
-	c.Header("X-Accel-Buffering", "no") // nginx: pass each event on at once
-	c.Status(http.StatusOK)
-	ev := &eventStream{w: c.Writer, rc: rc}
+	ev := beginEventStream(c)
 	if reason != "" {
 		if err := ev.send(api.EventRevoked, api.Revoked{Reason: reason}); err != nil {
 			s.streamGone(c, err)
@@ -77,7 +68,7 @@ func (s *signedInDevices) events(c *gin.Context) {
 		return
 	}
 	// Headers out now, so the client knows the stream is held.
-	if err := rc.Flush(); err != nil {
+	if err := ev.rc.Flush(); err != nil {
 		s.streamGone(c, err)
 		return
 	}

@@ -32,6 +32,18 @@ type eventStream struct {
 	rc *http.ResponseController
 }
 
+// beginEventStream answers c with 200 and an event stream's headers, and
+// returns the stream. The server's read timeout would end it: it is
+// lifted (each write sets its own write deadline).
+func beginEventStream(c *gin.Context) *eventStream {
+	rc := http.NewResponseController(c.Writer)
+	_ = rc.SetReadDeadline(time.Time{})
+	c.Header("Content-Type", api.EventStreamType)
+	c.Header("X-Accel-Buffering", "no") // nginx: pass each event on at once
+	c.Status(http.StatusOK)
+	return &eventStream{w: c.Writer, rc: rc}
+}
+
 // send writes one event, its data as JSON, and flushes it to the client.
 func (e *eventStream) send(event string, data any) error {
 	var b bytes.Buffer
@@ -89,16 +101,9 @@ func (s *desktopSessions) sessionEvents(c *gin.Context) {
 
 	defer s.abortOnPanic(c)
 
-	rc := http.NewResponseController(c.Writer)
-	// The server's read timeout would end the stream: lift it (and the
-	// write timeout, which each write sets for itself).
-	_ = rc.SetReadDeadline(time.Time{})
-	c.Header("Content-Type", api.EventStreamType)
-	c.Header("X-Accel-Buffering", "no") // nginx: pass each event on at once
-	c.Status(http.StatusOK)
 	// The wheel writes pings from its own goroutine from the start, so
 	// every write of the handler's goes through pd.
-	pd := s.pings.start(&eventStream{w: c.Writer, rc: rc}, s.ping)
+	pd := s.pings.start(beginEventStream(c), s.ping)
 	defer pd.stop()
 	ctx := c.Request.Context()
 
