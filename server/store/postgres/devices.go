@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -118,24 +119,11 @@ func (db *DB) Device(ctx context.Context, id string) (store.Device, error) {
 func (db *DB) Devices(ctx context.Context, userID string, now time.Time) ([]store.Device, error) {
 	rows, err := db.pool.Query(ctx, selectDevice+` WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2
 		ORDER BY created_at DESC, id DESC`, userID, now)
+	ds, err := collect(rows, err, "list devices", scanDevice)
 	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var ds []store.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list devices: %w", err)
-		}
-		if d.Live(now) {
-			ds = append(ds, d)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	return ds, nil
+	return slices.DeleteFunc(ds, func(d store.Device) bool { return !d.Live(now) }), nil
 }
 
 // EndDevice ends the user's device and revokes its tokens in one
@@ -203,22 +191,7 @@ func (db *DB) ListDevices(ctx context.Context, afterID string, limit int) ([]sto
 		query, args = query+` LIMIT $2`, append(args, limit)
 	}
 	rows, err := db.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list every device: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list every device: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list every device: %w", err)
-	}
-	return out, nil
+	return collect(rows, err, "list every device", scanDevice)
 }
 
 // ImportDevice stores d as it is. No stream waits on a sign-in the store

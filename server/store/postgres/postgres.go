@@ -226,3 +226,16 @@ func (d timeDest) ScanTimestamptz(v pgtype.Timestamptz) error {
 	}
 	return nil
 }
+
+// collect reads every row of a query's result with scan. err is the
+// query's; what names the list in errors.
+func collect[T any](rows pgx.Rows, err error, what string, scan func(pgx.Row) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}

@@ -218,20 +218,5 @@ func (db *DB) RefreshTokens(ctx context.Context, afterID string, limit int) ([]s
 		query, args = query+` LIMIT $2`, append(args, limit)
 	}
 	rows, err := db.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list refresh tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []store.RefreshToken
-	for rows.Next() {
-		rt, err := scanRefreshToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list refresh tokens: %w", err)
-		}
-		out = append(out, rt)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list refresh tokens: %w", err)
-	}
-	return out, nil
+	return collect(rows, err, "list refresh tokens", scanRefreshToken)
 }

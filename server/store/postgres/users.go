@@ -58,22 +58,7 @@ func (db *DB) UserByUsername(ctx context.Context, username string) (store.User, 
 // collation is "C").
 func (db *DB) Users(ctx context.Context) ([]store.User, error) {
 	rows, err := db.pool.Query(ctx, selectUser+` ORDER BY username`)
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	defer rows.Close()
-	var us []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		us = append(us, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	return us, nil
+	return collect(rows, err, "list users", scanUser)
 }
 
 // CountUsers returns how many users exist.

@@ -49,22 +49,7 @@ func (db *DB) Client(ctx context.Context, id string) (store.Client, error) {
 // Clients returns every OAuth client ordered by id.
 func (db *DB) Clients(ctx context.Context) ([]store.Client, error) {
 	rows, err := db.read.QueryContext(ctx, selectClient+` ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Client
-	for rows.Next() {
-		c, err := scanClient(rows.Scan)
-		if err != nil {
-			return nil, fmt.Errorf("list clients: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
-	}
-	return out, nil
+	return collect(rows, err, "list clients", func(r interface{ Scan(...any) error }) (store.Client, error) { return scanClient(r.Scan) })
 }
 
 // DeleteClient removes an OAuth client, its refresh tokens and its

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/devices"
@@ -103,24 +104,11 @@ func (db *DB) Device(ctx context.Context, id string) (store.Device, error) {
 func (db *DB) Devices(ctx context.Context, userID string, now time.Time) ([]store.Device, error) {
 	rows, err := db.read.QueryContext(ctx, selectDevice+` WHERE user_id = ? AND ended_at IS NULL AND expires_at > ?
 		ORDER BY created_at DESC, id DESC`, userID, nanos(now))
+	ds, err := collect(rows, err, "list devices", scanDevice)
 	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var ds []store.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list devices: %w", err)
-		}
-		if d.Live(now) {
-			ds = append(ds, d)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	return ds, nil
+	return slices.DeleteFunc(ds, func(d store.Device) bool { return !d.Live(now) }), nil
 }
 
 // EndDevice ends the user's device and revokes its tokens in one
@@ -187,22 +175,7 @@ func (db *DB) ListDevices(ctx context.Context, afterID string, limit int) ([]sto
 		query, args = query+` LIMIT ?`, append(args, limit)
 	}
 	rows, err := db.read.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list every device: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list every device: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list every device: %w", err)
-	}
-	return out, nil
+	return collect(rows, err, "list every device", scanDevice)
 }
 
 // ImportDevice stores d as it is.
