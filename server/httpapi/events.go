@@ -21,9 +21,17 @@ import (
 // read timeout keep it open.
 const DefaultPingInterval = api.PingInterval * time.Second
 
-// eventWriteTimeout bounds each write to an event stream, so a client that
-// stops reading cannot hold the stream until its session expires.
-const eventWriteTimeout = 10 * time.Second
+// Write deadlines of event streams. Variables so tests can shorten them.
+var (
+	// eventWriteTimeout bounds each write to an event stream, so a
+	// client that stops reading cannot hold the stream until its
+	// session expires.
+	eventWriteTimeout = 10 * time.Second
+	// pingWriteTimeout bounds a ping's write, shorter: the wheel writes
+	// a slot's pings one after another, and a client that stopped reading
+	// must not hold up the others' for long.
+	pingWriteTimeout = 2 * time.Second
+)
 
 // eventStream writes server-sent events (the WHATWG HTML "server-sent
 // events" format), encoded by Gin's own encoder, to one response.
@@ -50,15 +58,15 @@ func (e *eventStream) send(event string, data any) error {
 	if err := sse.Encode(&b, sse.Event{Event: event, Data: data}); err != nil {
 		return fmt.Errorf("encode %s event: %w", event, err)
 	}
-	return e.write(b.String())
+	return e.write(b.String(), eventWriteTimeout)
 }
 
 // ping writes a comment line, which clients ignore and which keeps idle
 // proxies from closing the stream.
-func (e *eventStream) ping() error { return e.write(": ping\n\n") }
+func (e *eventStream) ping() error { return e.write(": ping\n\n", pingWriteTimeout) }
 
-func (e *eventStream) write(frame string) error {
-	_ = e.rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+func (e *eventStream) write(frame string, timeout time.Duration) error {
+	_ = e.rc.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(e.w, frame); err != nil {
 		return fmt.Errorf("write event: %w", err)
 	}
@@ -314,6 +322,10 @@ func (pd *pinged) stop() {
 	pd.mu.Lock()
 	defer pd.mu.Unlock()
 	pd.stopped = true
+	// The last write's deadline may have passed while the stream idled:
+	// a fresh one lets net/http end the response cleanly, which the
+	// client takes for the end of the stream rather than a broken one.
+	_ = pd.ev.rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
 }
 
 // streamEnds is how every event stream ends when it cannot end cleanly.

@@ -638,3 +638,19 @@ func TestClientGoneEndsWait(t *testing.T) {
 		t.Fatal("poll token in the log")
 	}
 }
+
+// A stream that idled past its last write's deadline still ends cleanly
+// when a newer wait takes over: its client reads the end of the stream,
+// not a broken connection, and connects again at once.
+func TestIdleStreamEndsCleanly(t *testing.T) {
+	httpapi.SetStreamWriteTimeouts(t, 50*time.Millisecond, 50*time.Millisecond)
+	e := newNetEnv(t, t.Output(), nil)
+	s := e.create()
+	old := e.events(t, s)
+	next(t, old)
+	e.waitHeld(t, 1)
+	time.Sleep(200 * time.Millisecond) // past the first event's write deadline
+	newer := e.events(t, s)
+	next(t, newer)
+	ended(t, old)
+}
