@@ -81,7 +81,7 @@ func TestAuditTokenEndpoint(t *testing.T) {
 }
 
 // Without offline_access there is no refresh family: the delivery names
-// the login session.
+// the device stored for the sign-in, not the login session.
 func TestAuditDeliveryWithoutRefreshToken(t *testing.T) {
 	e := newEnv(t, nil)
 	da := e.authorize(t, "cli", "openid")
@@ -89,8 +89,43 @@ func TestAuditDeliveryWithoutRefreshToken(t *testing.T) {
 	if r := e.do(t, req{path: oauth.PathToken, form: poll("cli", da.DeviceCode)}); r.status != 200 {
 		t.Fatalf("token: %d %v", r.status, r.body)
 	}
+	ds, err := e.st.Devices(t.Context(), e.user.ID, e.clock.Now())
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("devices %+v, %v; want the app's", ds, err)
+	}
 	es := e.entries(t, 0)
-	if len(es) != 1 || es[0].Event != audit.TokensDelivered || es[0].DeviceID != e.sessionOf(t, da) || es[0].Detail["scope"] != "openid" {
+	if len(es) != 1 || es[0].Event != audit.TokensDelivered || es[0].DeviceID != ds[0].ID || es[0].Detail["scope"] != "openid" {
 		t.Errorf("delivery without a refresh token recorded %+v", es)
+	}
+}
+
+// An app revoking its refresh token (RFC 7009) ends its sign-in: one
+// device_signed_out entry, by the app, naming the device; revoking it
+// again records nothing more.
+func TestAuditRevoke(t *testing.T) {
+	e := newEnv(t, nil)
+	tokens := e.signIn(t, "cli", "openid offline_access")
+	ds, err := e.st.Devices(t.Context(), e.user.ID, e.clock.Now())
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("devices %+v, %v; want the app's", ds, err)
+	}
+	before := e.entries(t, 0)
+	last := before[len(before)-1].ID
+	revoke := req{path: oauth.PathRevoke, form: url.Values{"client_id": {"cli"}, "token": {tokens["refresh_token"].(string)}}}
+	for range 2 {
+		if r := e.do(t, revoke); r.status != 200 {
+			t.Fatalf("revoke: %d %v", r.status, r.body)
+		}
+	}
+	es := e.entries(t, last)
+	if len(es) != 1 {
+		t.Fatalf("revoking twice recorded %+v, want one entry", es)
+	}
+	if got := es[0]; got.Event != audit.DeviceSignedOut || got.DeviceID != ds[0].ID || got.UserID != e.user.ID ||
+		got.Username != e.user.Username || got.Detail["by"] != "app" || got.Detail["client_id"] != "cli" {
+		t.Errorf("revoke recorded %+v", got)
+	}
+	if ds, _ := e.st.Devices(t.Context(), e.user.ID, e.clock.Now()); len(ds) != 0 {
+		t.Errorf("the app's device is still live: %+v", ds)
 	}
 }

@@ -454,17 +454,14 @@ func (h *Handler) deliver(ctx context.Context, cl store.Client, sess login.Sessi
 	if h.hub != nil {
 		h.hub.Publish(sess.ID)
 	}
-	// The sign-in is its refresh family; without one, the session. An
+	// The sign-in is the device stored with it (its tokens' sid). An
 	// app's device reports no name: the app's registered name stands in.
-	device, name := rt.FamilyID, sess.Device.Name
-	if device == "" {
-		device = sess.ID
-	}
+	name := sess.Device.Name
 	if name == "" {
 		name = cl.Name
 	}
 	h.audit.Record(ctx, audit.Entry{Time: now, Event: audit.TokensDelivered, UserID: u.ID, Username: u.Username,
-		DeviceID: device, Device: name, IP: ip,
+		DeviceID: dev.ID, Device: name, IP: ip,
 		Detail: map[string]string{"client_id": cl.ID, "scope": sess.Scope, "session_id": sess.ID}})
 	resp.RefreshToken = refreshTok
 	return resp, nil
@@ -590,16 +587,27 @@ func (h *Handler) revoke(c *gin.Context) {
 		return
 	}
 	now := h.now()
-	_, err := h.store.UpdateRefreshToken(ctx, auth.HashToken(tok), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
+	wasLive := false
+	rt, err := h.store.UpdateRefreshToken(ctx, auth.HashToken(tok), func(rt *store.RefreshToken) (*store.RefreshToken, error) {
 		if rt.ClientID != cl.ID || rt.Kind != refresh.KindRefresh {
 			return nil, store.ErrNotFound
 		}
+		wasLive = rt.RevokedAt.IsZero()
 		refresh.Revoke(rt, now)
 		return nil, nil
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.fail(c, fmt.Errorf("revoke refresh token: %w", err))
 		return
+	}
+	if err == nil && wasLive {
+		// The chain's revocation ended the app's sign-in (its device).
+		e := audit.Entry{Time: now, Event: audit.DeviceSignedOut, UserID: rt.UserID, DeviceID: rt.FamilyID, Device: cl.Name,
+			IP: c.ClientIP(), Detail: map[string]string{"by": "app", "client_id": cl.ID, "reason": api.ReasonSignedOut}}
+		if u, err := h.store.User(ctx, rt.UserID); err == nil {
+			e.Username = u.Username
+		}
+		h.audit.Record(ctx, e)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		if claims, verr := h.tokens.VerifyClient(tok, h.cfg.PublicURL); verr == nil && claims.ClientID == cl.ID {
