@@ -131,6 +131,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %v must be positive", name, d))
 		}
 	}
+	// An ended sign-in's row is what refuses its access tokens; the
+	// sweeper deletes it devices.Retention after the end, so no token may
+	// outlive that.
+	if c.AccessTTL >= devices.Retention {
+		errs = append(errs, fmt.Errorf("access-ttl: %v must be shorter than %v, how long an ended sign-in is remembered", c.AccessTTL, devices.Retention))
+	}
 	if c.SessionTTL > time.Hour {
 		errs = append(errs, fmt.Errorf("session-ttl: %v is longer than an hour; a sign-in code should be short-lived", c.SessionTTL))
 	}

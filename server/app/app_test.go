@@ -37,6 +37,7 @@ func TestValidate(t *testing.T) {
 		}, []string{"must be https://"}},
 		{"bad proxy", func(c *app.Config) { c.TrustedProxies = []string{"10.0.0.0/8", "nope"} }, []string{`"nope"`}},
 		{"negative limit", func(c *app.Config) { c.LimitLogin = -1 }, []string{"limit-login"}},
+		{"access tokens outliving ended sign-ins", func(c *app.Config) { c.AccessTTL = 8 * 24 * time.Hour }, []string{"access-ttl", "ended sign-in"}},
 		{"every problem at once", func(c *app.Config) {
 			c.Addr, c.AccessTTL, c.HashConcurrency = "", -time.Second, 0
 		}, []string{"addr", "access-ttl", "hash-concurrency"}},
