@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -129,14 +130,29 @@ func revokeAllTokens(ctx context.Context, tx pgx.Tx, userID, reason string, now 
 // notified. Login sessions they scanned are left to expire.
 func (db *DB) DeleteUser(ctx context.Context, userID string) error {
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID)
-		if err != nil {
+		// The user, then the devices, then the tokens: the order every
+		// transaction locks them in (the cascades' own order is not
+		// defined), so a refresh or sign-out racing the delete cannot
+		// deadlock with it.
+		var id string
+		if err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&id); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return store.ErrNotFound
+			}
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
+		if _, err := tx.Exec(ctx, `DELETE FROM devices WHERE id IN (
+			SELECT id FROM devices WHERE user_id = $1 ORDER BY id FOR UPDATE)`, userID); err != nil {
+			return err
 		}
-		_, err = tx.Exec(ctx, notifyUser, userID)
+		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE id IN (
+			SELECT id FROM refresh_tokens WHERE user_id = $1 ORDER BY id FOR UPDATE)`, userID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, notifyUser, userID)
 		return err
 	})
 	if err != nil {
