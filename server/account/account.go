@@ -167,3 +167,35 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	}
 	return u, nil
 }
+
+// ErrChangedHere: a user's password differs from the one in the store
+// being moved from, but was not changed there since (CatchUp).
+var ErrChangedHere = errors.New("the password was changed here, not in the store being moved from")
+
+// CatchUp brings u forward to src, the same user (id and username) as held
+// by the store being moved from: a later sign-out everywhere
+// (TokensValidAfter) is taken, and with it src's password hash, since a
+// password change always signs out everywhere; the display name is taken
+// as it is. TokensValidAfter never moves back, and a password hash that
+// differs without a later sign-out in src is ErrChangedHere: the target
+// changed it itself and an older password must not come back. It reports
+// whether u changed and whether its sign-out moved (its tokens are to be
+// revoked).
+func CatchUp(u *store.User, src store.User) (changed, signedOut bool, err error) {
+	if u.ID != src.ID || u.Username != src.Username {
+		return false, false, fmt.Errorf("user %q is not %q", u.Username, src.Username)
+	}
+	later := src.TokensValidAfter.Truncate(time.Microsecond).After(u.TokensValidAfter.Truncate(time.Microsecond))
+	if u.PasswordHash != src.PasswordHash && !later {
+		return false, false, ErrChangedHere
+	}
+	if later {
+		u.TokensValidAfter, u.PasswordHash = src.TokensValidAfter.Truncate(time.Microsecond), src.PasswordHash
+		changed, signedOut = true, true
+	}
+	if u.DisplayName != src.DisplayName {
+		u.DisplayName = src.DisplayName
+		changed = true
+	}
+	return changed, signedOut, nil
+}

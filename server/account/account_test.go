@@ -95,3 +95,39 @@ func TestAddAuthenticate(t *testing.T) {
 		t.Fatalf("delete twice: %v", err)
 	}
 }
+
+func TestCatchUp(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	have := store.User{ID: "u1", Username: "ada", DisplayName: "Ada", PasswordHash: "h1", TokensValidAfter: t0}
+	for _, tt := range []struct {
+		name               string
+		src                func(u *store.User)
+		want               func(u *store.User)
+		changed, signedOut bool
+		err                bool
+	}{
+		{"same", func(u *store.User) {}, func(u *store.User) {}, false, false, false},
+		{"password changed there", func(u *store.User) { u.PasswordHash, u.TokensValidAfter = "h2", t0.Add(time.Hour) },
+			func(u *store.User) { u.PasswordHash, u.TokensValidAfter = "h2", t0.Add(time.Hour) }, true, true, false},
+		{"signed out there", func(u *store.User) { u.TokensValidAfter = t0.Add(time.Hour) },
+			func(u *store.User) { u.TokensValidAfter = t0.Add(time.Hour) }, true, true, false},
+		{"older sign-out", func(u *store.User) { u.TokensValidAfter = t0.Add(-time.Hour) }, func(u *store.User) {}, false, false, false},
+		{"new display name", func(u *store.User) { u.DisplayName = "Ada King" }, func(u *store.User) { u.DisplayName = "Ada King" }, true, false, false},
+		{"password changed here", func(u *store.User) { u.PasswordHash = "h0" }, func(u *store.User) {}, false, false, true},
+		{"older password", func(u *store.User) { u.PasswordHash, u.TokensValidAfter = "h0", t0.Add(-time.Hour) }, func(u *store.User) {}, false, false, true},
+		{"another username", func(u *store.User) { u.Username = "bob" }, func(u *store.User) {}, false, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src, want, got := have, have, have
+			tt.src(&src)
+			tt.want(&want)
+			changed, signedOut, err := account.CatchUp(&got, src)
+			if (err != nil) != tt.err || changed != tt.changed || signedOut != tt.signedOut {
+				t.Fatalf("CatchUp = %v, %v, %v; want %v, %v, error %v", changed, signedOut, err, tt.changed, tt.signedOut, tt.err)
+			}
+			if got != want {
+				t.Errorf("CatchUp left %+v, want %+v", got, want)
+			}
+		})
+	}
+}

@@ -102,6 +102,15 @@ type Store interface {
 	// theirs and ends every device not yet ended (api.ReasonLogoutAll),
 	// in one transaction; ErrNotFound if there is no such user.
 	RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
+	// CatchUpUser brings the stored user with u's id forward to u by
+	// account.CatchUp (moving a store again), in one transaction: if that
+	// moves the sign-out everywhere, the user's tokens are revoked and
+	// devices ended as RevokeUserTokens does at u.TokensValidAfter (for a
+	// password change if the hash changed). It reports whether anything
+	// changed. ErrNotFound if there is no such user, ErrConflict if the
+	// stored one has another username or a password changed in this store
+	// (account.ErrChangedHere).
+	CatchUpUser(ctx context.Context, u User) (bool, error)
 	// DeleteUser removes a user, their refresh tokens and their devices;
 	// ErrNotFound if there is no such user.
 	DeleteUser(ctx context.Context, userID string) error

@@ -70,7 +70,10 @@ const usage = `usage:
   qrlogin-server client list
   qrlogin-server client delete --id ID   remove an app and its refresh tokens
   qrlogin-server audit [--user U] [--since 24h] [--json]   print the security events recorded
-  qrlogin-server store copy --from qrlogin.db --to postgres://...   copy a database (users, keys, clients, sign-ins, audit log)
+  qrlogin-server store copy --from qrlogin.db --to postgres://... [--delete-missing]
+                                         copy a database (users, keys, clients, sign-ins, audit log); run again to
+                                         bring it up to date; --delete-missing deletes the users, clients and keys
+                                         the source no longer has (otherwise it names them and copies nothing)
   qrlogin-server --version
 `
 

@@ -10,8 +10,10 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/app"
 	"github.com/qrlogin/qrlogin/server/audit"
 	"github.com/qrlogin/qrlogin/server/devices"
@@ -29,6 +31,8 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	from := fs.String("from", "", "the database to copy from: a SQLite file (or a postgres:// URL)")
 	to := fs.String("to", "", "the database to copy to: a postgres:// URL (or a SQLite file)")
+	deleteMissing := fs.Bool("delete-missing", false,
+		"delete on the target the users, OAuth clients and signing keys the source no longer has (deleted there since an earlier copy)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -58,9 +62,12 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer dst.Close()
 
-	res, err := copyStore(ctx, src, dst)
+	res, err := copyStore(ctx, src, dst, *deleteMissing)
 	if err != nil {
 		return fmt.Errorf("store copy: %w", err)
+	}
+	if len(res.deleted) > 0 {
+		fmt.Fprintf(stdout, "deleted from the target, as the source no longer has them (their sign-ins end): %s\n", strings.Join(res.deleted, ", "))
 	}
 	fmt.Fprintf(stdout, "copied %d users and %d signing keys from %s to %s", res.users, res.keys, redact(*from), redact(*to))
 	if res.usersThere+res.keysThere > 0 {
@@ -74,9 +81,9 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			res.clientsThere, res.devicesThere, res.tokensThere, res.auditThere)
 	}
 	fmt.Fprintln(stdout)
-	if res.devicesUpdated+res.tokensUpdated+res.usersRevoked > 0 {
-		fmt.Fprintf(stdout, "brought %d devices, %d tokens and %d users' sign-outs up to date\n",
-			res.devicesUpdated, res.tokensUpdated, res.usersRevoked)
+	if res.devicesUpdated+res.tokensUpdated+res.usersRevoked+res.usersUpdated > 0 {
+		fmt.Fprintf(stdout, "brought %d devices, %d tokens, %d users' sign-outs and %d users' passwords or names up to date\n",
+			res.devicesUpdated, res.tokensUpdated, res.usersRevoked, res.usersUpdated)
 	}
 	fmt.Fprintln(stdout, "Desktops, apps and phones stay signed in, and keep their devices list, once the servers use the new database.")
 	return nil
@@ -85,7 +92,9 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // copyResult counts what copyStore did.
 type copyResult struct {
 	users, usersThere     int
-	usersRevoked          int // users whose sign-out everywhere (or password change) was carried over
+	usersRevoked          int      // users whose sign-out everywhere (or password change) was carried over
+	usersUpdated          int      // users whose password or display name was carried over
+	deleted               []string // what the target held and the source no longer has, deleted
 	keys, keysThere       int
 	clients, clientsThere int
 	devices, devicesThere int
@@ -107,11 +116,17 @@ const copyPage = 1000
 // copied: they live for minutes.
 //
 // What dst already holds identically is skipped, so a copy can be run
-// again, and devices and tokens copied before are brought up to date
-// (used, ended, revoked; never the other way). If dst holds a different
-// user under the same id or username, a different key, client, device or
-// token under the same id, it copies nothing and says which.
-func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
+// again, and users, devices and tokens copied before are brought up to
+// date (a password changed, a display name, used, ended, revoked; never
+// the other way). If dst holds a different user under the same id or
+// username, a different key, client, device or token under the same id,
+// it copies nothing and says which.
+//
+// Users, OAuth clients and signing keys that dst holds and src does not
+// (deleted in src since an earlier copy, or made on dst) are deleted from
+// dst, ending their sign-ins (a retired key no longer trusted), if
+// deleteMissing; otherwise it copies nothing and names them.
+func copyStore(ctx context.Context, src, dst store.Store, deleteMissing bool) (copyResult, error) {
 	var res copyResult
 	users, err := src.Users(ctx)
 	if err != nil {
@@ -127,13 +142,21 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 	}
 
 	// Check everything first, so that a refusal leaves dst untouched.
-	var newUsers, revokedUsers []store.User
+	var newUsers, caughtUpUsers []store.User
 	var newKeys []store.SigningKey
 	var newClients []store.Client
 	var conflicts []error
+	srcUsers := make(map[string]bool, len(users))
+	for _, u := range users {
+		srcUsers[u.ID] = true
+	}
 	for _, u := range users {
 		there, err := dst.UserByUsername(ctx, u.Username)
-		if errors.Is(err, store.ErrNotFound) {
+		if err == nil && !srcUsers[there.ID] {
+			// A user deleted in the source and added again under the same
+			// username: the old one is missing from the source (below).
+			there, err = dst.User(ctx, u.ID)
+		} else if errors.Is(err, store.ErrNotFound) {
 			there, err = dst.User(ctx, u.ID)
 		}
 		switch {
@@ -141,10 +164,25 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 			newUsers = append(newUsers, u)
 		case err != nil:
 			return res, err
-		case there.ID == u.ID && there.Username == u.Username && there.DisplayName == u.DisplayName && there.PasswordHash == u.PasswordHash:
+		case there.ID == u.ID && there.Username == u.Username:
+			oldHash, oldName := there.PasswordHash, there.DisplayName
+			changed, signedOut, err := account.CatchUp(&there, u)
+			if errors.Is(err, account.ErrChangedHere) {
+				conflicts = append(conflicts, fmt.Errorf("user %q: the target has another password for them, changed there, not in the source", u.Username))
+				continue
+			} else if err != nil {
+				return res, err
+			}
 			res.usersThere++
-			if micro(u.TokensValidAfter).After(micro(there.TokensValidAfter)) {
-				revokedUsers = append(revokedUsers, u)
+			if !changed {
+				continue
+			}
+			caughtUpUsers = append(caughtUpUsers, u)
+			if signedOut {
+				res.usersRevoked++
+			}
+			if there.PasswordHash != oldHash || there.DisplayName != oldName {
+				res.usersUpdated++
 			}
 		default:
 			conflicts = append(conflicts, fmt.Errorf("user %q: the target has a different user %q (id %s) in its place", u.Username, there.Username, there.ID))
@@ -198,6 +236,28 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 	if len(conflicts) > 0 {
 		return res, fmt.Errorf("nothing copied; the target already holds different data:\n%w", errors.Join(conflicts...))
 	}
+	missing, err := missingFromSource(ctx, dst, users, clients, keys)
+	if err != nil {
+		return res, err
+	}
+	if len(missing) > 0 && !deleteMissing {
+		names := make([]string, len(missing))
+		for i, m := range missing {
+			names[i] = m.name
+		}
+		return res, fmt.Errorf("nothing copied; the target holds what the source does not (deleted there since an earlier copy?):\n%s\n"+
+			"run again with --delete-missing to delete them on the target, ending their sign-ins", strings.Join(names, "\n"))
+	}
+
+	// Before anything is written: a user deleted in the source takes their
+	// tokens and devices with them, a client its sign-ins, and a retired
+	// key is trusted no more.
+	for _, m := range missing {
+		if err := m.delete(ctx); err != nil {
+			return res, err
+		}
+		res.deleted = append(res.deleted, m.name)
+	}
 
 	for _, u := range newUsers {
 		if err := dst.CreateUser(ctx, u); err != nil {
@@ -223,13 +283,13 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 	}); err != nil {
 		return res, err
 	}
-	// Before the tokens: this revokes every token of theirs the target
-	// holds, and ends their devices, as the source did when it was set.
-	for _, u := range revokedUsers {
-		if err := dst.RevokeUserTokens(ctx, u.ID, u.TokensValidAfter); err != nil {
+	// Before the tokens: a later sign-out everywhere (or password change)
+	// revokes every token of theirs the target holds, and ends their
+	// devices, as the source did when it was set.
+	for _, u := range caughtUpUsers {
+		if _, err := dst.CatchUpUser(ctx, u); err != nil {
 			return res, err
 		}
-		res.usersRevoked++
 	}
 	for _, k := range newKeys {
 		if err := dst.CreateSigningKey(ctx, k); err != nil {
@@ -266,6 +326,61 @@ func copyStore(ctx context.Context, src, dst store.Store) (copyResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// missing is something dst holds that src does not, and how to delete it.
+type missing struct {
+	name   string
+	delete func(context.Context) error
+}
+
+// missingFromSource lists the users, OAuth clients and signing keys dst
+// holds and src (users, clients, keys) does not, by id.
+func missingFromSource(ctx context.Context, dst store.Store, users []store.User, clients []store.Client, keys []store.SigningKey) ([]missing, error) {
+	var out []missing
+	ids := make(map[string]bool, len(users))
+	for _, u := range users {
+		ids[u.ID] = true
+	}
+	have, err := dst.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range have {
+		if !ids[u.ID] {
+			out = append(out, missing{fmt.Sprintf("user %q (id %s, with their sign-ins)", u.Username, u.ID),
+				func(ctx context.Context) error { return dst.DeleteUser(ctx, u.ID) }})
+		}
+	}
+	clear(ids)
+	for _, c := range clients {
+		ids[c.ID] = true
+	}
+	haveClients, err := dst.Clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range haveClients {
+		if !ids[c.ID] {
+			out = append(out, missing{fmt.Sprintf("OAuth client %s (%q, with its sign-ins)", c.ID, c.Name),
+				func(ctx context.Context) error { return dst.DeleteClient(ctx, c.ID) }})
+		}
+	}
+	clear(ids)
+	for _, k := range keys {
+		ids[k.ID] = true
+	}
+	haveKeys, err := dst.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range haveKeys {
+		if !ids[k.ID] {
+			out = append(out, missing{fmt.Sprintf("signing key %s (its tokens no longer trusted)", k.ID),
+				func(ctx context.Context) error { return dst.DeleteSigningKey(ctx, k.ID) }})
+		}
+	}
+	return out, nil
 }
 
 // micro is t to the microsecond, the precision every store keeps.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -318,7 +319,7 @@ func TestCopyStoreAgain(t *testing.T) {
 	if err := src.AppendAudit(ctx, audit.Entry{Time: now, Event: audit.UserAdded, UserID: u.ID, Username: "erin"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := copyStore(ctx, src, dst); err != nil {
+	if _, err := copyStore(ctx, src, dst, false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -348,7 +349,7 @@ func TestCopyStoreAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for run := range 2 {
-		res, err := copyStore(ctx, src, dst)
+		res, err := copyStore(ctx, src, dst, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,7 +417,7 @@ func TestCopyStoreRefusesAnotherDevice(t *testing.T) {
 	if err := src.CreateUser(ctx, store.User{ID: "u2", Username: "frank", PasswordHash: "$argon2id$y", CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := copyStore(ctx, src, dst)
+	_, err := copyStore(ctx, src, dst, false)
 	if err == nil || !strings.Contains(err.Error(), "device d1") || !strings.Contains(err.Error(), "nothing copied") {
 		t.Fatalf("copy onto another sign-in d1: %v, want a refusal naming it", err)
 	}
@@ -425,5 +426,197 @@ func TestCopyStoreRefusesAnotherDevice(t *testing.T) {
 	}
 	if _, err := dst.RefreshToken(ctx, rt.Hash); err == nil {
 		t.Error("d1's token was copied although the copy was refused")
+	}
+}
+
+// A password changed in the source between two copies (copy while the old
+// server runs, stop it, copy again) is carried: the second copy takes the
+// new password and the sign-out it made, so the access and refresh tokens
+// issued before the change are refused on the new store.
+func TestStoreCopyCarriesPasswordChange(t *testing.T) {
+	ctx := context.Background()
+	lite := filepath.Join(t.TempDir(), "single-node.db")
+	mustCLI(t, "carol-password-1\n", "user", "add", "--db", lite, "--username", "carol", "--password-stdin")
+	single := startServer(t, lite)
+	c := client.New(single.url)
+	before, err := c.Login(ctx, "carol", "carol-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	single.stop()
+
+	pg := pgtest.NewURL(t)
+	mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg)
+	mustCLI(t, "carol-password-2\n", "user", "passwd", "--db", lite, "--username", "carol", "--password-stdin")
+	out := mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg)
+	if !strings.Contains(out, "1 users' sign-outs and 1 users' passwords or names up to date") {
+		t.Errorf("the second copy printed %q, want the password carried", out)
+	}
+
+	srv := startServer(t, pg)
+	c = client.New(srv.url)
+	if _, err := c.Me(ctx, before.AccessToken); err == nil {
+		t.Error("an access token issued before the password change works on the new store")
+	}
+	if _, err := c.Refresh(ctx, before.RefreshToken); err == nil {
+		t.Error("a refresh token issued before the password change works on the new store")
+	}
+	if _, err := c.Login(ctx, "carol", "carol-password-1"); err == nil {
+		t.Error("the old password works on the new store")
+	}
+	if _, err := c.Login(ctx, "carol", "carol-password-2"); err != nil {
+		t.Errorf("the new password on the new store: %v", err)
+	}
+	srv.stop()
+
+	// A password changed on the target itself is not overwritten by the
+	// source's older one: the copy is refused.
+	mustCLI(t, "carol-password-3\n", "user", "passwd", "--db", pg, "--username", "carol", "--password-stdin")
+	if _, err := cli(t, "", "store", "copy", "--from", lite, "--to", pg); err == nil ||
+		!strings.Contains(err.Error(), `user "carol"`) || !strings.Contains(err.Error(), "nothing copied") {
+		t.Errorf("a copy over a password changed on the target: %v, want a refusal naming carol", err)
+	}
+}
+
+// A user, an OAuth client and a signing key deleted in the source between
+// two copies make the second copy refuse, naming them, with nothing
+// written; with --delete-missing they are deleted on the target: the
+// retired key's tokens are refused, the deleted user's refresh token and
+// the deleted client's sign-in fail.
+func TestStoreCopyDeletedInSource(t *testing.T) {
+	ctx := context.Background()
+	lite := filepath.Join(t.TempDir(), "single-node.db")
+	mustCLI(t, "carol-password-1\n", "user", "add", "--db", lite, "--username", "carol", "--password-stdin")
+	mustCLI(t, "dave-password-1\n", "user", "add", "--db", lite, "--username", "dave", "--password-stdin")
+	mustCLI(t, "", "client", "add", "--db", lite, "--id", "notes", "--name", "Notes")
+	mustCLI(t, "", "keys", "rotate", "--db", lite, "--activate-in", "0")
+	st := openStore(t, lite)
+	keys, err := st.SigningKeys(ctx)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("signing keys: %v, %v", keys, err)
+	}
+	retired := keys[0].ID
+	carol, err := st.UserByUsername(ctx, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appToken := "app-refresh-token-of-carol-0123456789abcdef"
+	appRT := refresh.Policy{TTL: 24 * time.Hour, MaxAge: 72 * time.Hour}.Start(refresh.KindRefresh, carol.ID, auth.AMRQR,
+		auth.NewID(), auth.NewID(), auth.HashToken(appToken), time.Now())
+	appRT.ClientID, appRT.Scope = "notes", "openid offline_access"
+	if err := st.CreateDevice(ctx, devices.Start(appRT, devices.Info{AppName: "Notes"}, "192.0.2.8"), appRT); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	single := startServer(t, lite)
+	c := client.New(single.url)
+	old, err := c.Login(ctx, "carol", "carol-password-1") // signed with the key retired below
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave, err := c.Login(ctx, "dave", "dave-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	single.stop()
+
+	pg := pgtest.NewURL(t)
+	mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg)
+	mustCLI(t, "", "keys", "rotate", "--db", lite, "--activate-in", "0")
+	mustCLI(t, "", "keys", "retire", "--db", lite, "--kid", retired)
+	mustCLI(t, "", "user", "delete", "--db", lite, "--username", "dave")
+	mustCLI(t, "", "client", "delete", "--db", lite, "--id", "notes")
+
+	_, err = cli(t, "", "store", "copy", "--from", lite, "--to", pg)
+	if err == nil {
+		t.Fatal("a copy over what the source deleted since was not refused")
+	}
+	for _, want := range []string{"nothing copied", `user "dave"`, "OAuth client notes", "signing key " + retired, "--delete-missing"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q lacks %q", err, want)
+		}
+	}
+	pst := openStore(t, pg)
+	if _, err := pst.UserByUsername(ctx, "dave"); err != nil {
+		t.Errorf("dave on the target after a refused copy: %v", err)
+	}
+	if keys, err := pst.SigningKeys(ctx); err != nil || len(keys) != 1 {
+		t.Errorf("the target's keys after a refused copy: %d, %v; want the one copied before, no new one", len(keys), err)
+	}
+
+	out := mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg, "--delete-missing")
+	for _, want := range []string{"deleted from the target", `user "dave"`, "OAuth client notes", "signing key " + retired, "copied 0 users and 1 signing keys"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the copy with --delete-missing printed %q, want %q in it", out, want)
+		}
+	}
+	if _, err := pst.UserByUsername(ctx, "dave"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("dave on the target: %v, want gone", err)
+	}
+	if _, err := pst.Client(ctx, "notes"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the client notes on the target: %v, want gone", err)
+	}
+
+	srv := startServer(t, pg)
+	c = client.New(srv.url)
+	if _, err := c.Me(ctx, old.AccessToken); err == nil {
+		t.Error("an access token signed with a retired key works on the new store")
+	}
+	if _, err := c.Refresh(ctx, dave.RefreshToken); err == nil {
+		t.Error("the refresh token of a deleted user works on the new store")
+	}
+	if status, body := oauthRefresh(t, srv.url, "notes", appToken); status != http.StatusBadRequest && status != http.StatusUnauthorized {
+		t.Errorf("the refresh of a deleted client's sign-in: %d %v", status, body)
+	}
+	// carol's sign-in itself lives on, with a token of the new key.
+	next, err := c.Refresh(ctx, old.RefreshToken)
+	if err != nil {
+		t.Fatalf("carol's refresh after the retirement: %v", err)
+	}
+	if _, err := c.Me(ctx, next.AccessToken); err != nil {
+		t.Errorf("an access token of the new key: %v", err)
+	}
+	srv.stop()
+
+	out = mustCLI(t, "", "store", "copy", "--from", lite, "--to", pg)
+	if strings.Contains(out, "deleted") {
+		t.Errorf("a copy with nothing missing printed %q", out)
+	}
+}
+
+// A user deleted in the source and added again under the same username
+// is one missing from the source, not a conflict: with --delete-missing
+// the old one goes and the new one is copied.
+func TestCopyStoreUserAddedAgain(t *testing.T) {
+	ctx := context.Background()
+	src := openStore(t, filepath.Join(t.TempDir(), "src.db"))
+	dst := openStore(t, filepath.Join(t.TempDir(), "dst.db"))
+	now := time.Now().UTC()
+	if err := src.CreateUser(ctx, store.User{ID: "u1", Username: "erin", PasswordHash: "$argon2id$x", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := copyStore(ctx, src, dst, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.DeleteUser(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.CreateUser(ctx, store.User{ID: "u2", Username: "erin", PasswordHash: "$argon2id$y", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := copyStore(ctx, src, dst, false)
+	if err == nil || !strings.Contains(err.Error(), `user "erin" (id u1`) || strings.Contains(err.Error(), "different") {
+		t.Fatalf("copy over a user added again: %v, want a refusal naming the old one as missing", err)
+	}
+	res, err := copyStore(ctx, src, dst, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.users != 1 || len(res.deleted) != 1 {
+		t.Errorf("copy with deleteMissing: %+v, want 1 user deleted and 1 copied", res)
+	}
+	if u, err := dst.UserByUsername(ctx, "erin"); err != nil || u.ID != "u2" || u.PasswordHash != "$argon2id$y" {
+		t.Errorf("erin on the target: %+v, %v; want the one added again", u, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -123,6 +124,44 @@ func revokeAllTokens(ctx context.Context, tx pgx.Tx, userID, reason string, now 
 	}
 	_, err = tx.Exec(ctx, notifyUser, userID)
 	return err
+}
+
+// CatchUpUser brings the stored user with u's id forward to u by
+// account.CatchUp, revoking their tokens if that moves their sign-out
+// everywhere, in one transaction.
+func (db *DB) CatchUpUser(ctx context.Context, u store.User) (bool, error) {
+	changed := false
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		have, err := scanUser(tx.QueryRow(ctx, selectUser+` WHERE id = $1 FOR UPDATE`, u.ID))
+		if err != nil {
+			return err
+		}
+		hash := have.PasswordHash
+		var signedOut bool
+		changed, signedOut, err = account.CatchUp(&have, u)
+		if err != nil {
+			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		}
+		if !changed {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE users SET display_name = $1, password_hash = $2 WHERE id = $3`,
+			have.DisplayName, have.PasswordHash, u.ID); err != nil {
+			return err
+		}
+		if !signedOut {
+			return nil
+		}
+		reason := api.ReasonLogoutAll
+		if have.PasswordHash != hash {
+			reason = api.ReasonPasswordChanged
+		}
+		return revokeAllTokens(ctx, tx, u.ID, reason, have.TokensValidAfter)
+	})
+	if err != nil {
+		return false, fmt.Errorf("catch up user %q: %w", u.ID, err)
+	}
+	return changed, nil
 }
 
 // DeleteUser removes a user; their refresh tokens and devices go with

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qrlogin/qrlogin/server/account"
 	"github.com/qrlogin/qrlogin/server/store"
 	"github.com/qrlogin/qrlogin/shared/api"
 )
@@ -122,6 +123,44 @@ func revokeUserTokens(ctx context.Context, tx *sql.Tx, userID, reason string, no
 		return err
 	}
 	return endUserDevices(ctx, tx, userID, reason, now)
+}
+
+// CatchUpUser brings the stored user with u's id forward to u by
+// account.CatchUp, revoking their tokens if that moves their sign-out
+// everywhere, in one transaction.
+func (db *DB) CatchUpUser(ctx context.Context, u store.User) (bool, error) {
+	changed := false
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		have, err := scanUser(tx.QueryRowContext(ctx, selectUser+` WHERE id = ?`, u.ID))
+		if err != nil {
+			return notFound(err)
+		}
+		hash := have.PasswordHash
+		var signedOut bool
+		changed, signedOut, err = account.CatchUp(&have, u)
+		if err != nil {
+			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		}
+		if !changed {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET display_name = ?, password_hash = ? WHERE id = ?`,
+			have.DisplayName, have.PasswordHash, u.ID); err != nil {
+			return err
+		}
+		if !signedOut {
+			return nil
+		}
+		reason := api.ReasonLogoutAll
+		if have.PasswordHash != hash {
+			reason = api.ReasonPasswordChanged
+		}
+		return revokeUserTokens(ctx, tx, u.ID, reason, have.TokensValidAfter)
+	})
+	if err != nil {
+		return false, fmt.Errorf("catch up user %q: %w", u.ID, err)
+	}
+	return changed, nil
 }
 
 // DeleteUser removes a user; their refresh tokens and devices go with

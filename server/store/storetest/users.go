@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/shared/api"
 )
 
 func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
@@ -137,6 +138,77 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s := newStore(t)
 		err := s.SetPassword(t.Context(), "nobody", "hash", base)
 		checkErr(t, "SetPassword(nobody)", err, store.ErrNotFound)
+	})
+
+	t.Run("CatchUpUser", func(t *testing.T) {
+		s := newStore(t)
+		ada := mustCreateUser(t, s, "u1", "ada")
+		bob := mustCreateUser(t, s, "u2", "bob")
+		d, rt := newDevice("a", ada.ID, base)
+		mustCreateDevice(t, s, d, rt)
+		bobToken := newToken("b1", bob.ID, "fb1", base)
+		mustCreateToken(t, s, bobToken)
+
+		// A password changed in the store moved from: the new hash and
+		// the later sign-out, ending ada's sign-ins for that reason.
+		now := base.Add(time.Hour)
+		src := ada
+		src.PasswordHash, src.TokensValidAfter = "new-hash", now
+		changed, err := s.CatchUpUser(t.Context(), src)
+		checkErr(t, "CatchUpUser", err, nil)
+		if !changed {
+			t.Error("CatchUpUser of a changed password reported no change")
+		}
+		got, err := s.User(t.Context(), ada.ID)
+		checkErr(t, "User", err, nil)
+		checkUser(t, "User after CatchUpUser", got, src)
+		if got := mustToken(t, s, rt); !got.RevokedAt.Equal(now) {
+			t.Errorf("ada's token after CatchUpUser: revoked %v, want %v", got.RevokedAt, now)
+		}
+		if got := mustDevice(t, s, "a"); !got.EndedAt.Equal(now) || got.EndReason != api.ReasonPasswordChanged {
+			t.Errorf("ada's device after CatchUpUser: ended %v for %q, want %v for %q", got.EndedAt, got.EndReason, now, api.ReasonPasswordChanged)
+		}
+		checkToken(t, "bob's token after ada's CatchUpUser", mustToken(t, s, bobToken), bobToken)
+
+		changed, err = s.CatchUpUser(t.Context(), src)
+		checkErr(t, "CatchUpUser again", err, nil)
+		if changed {
+			t.Error("CatchUpUser of the same user reported a change")
+		}
+
+		// A new display name, and a sign-out that is older: the name is
+		// taken, the sign-out never moves back.
+		older := src
+		older.DisplayName, older.TokensValidAfter = "Ada King", base
+		changed, err = s.CatchUpUser(t.Context(), older)
+		checkErr(t, "CatchUpUser with a new name", err, nil)
+		if !changed {
+			t.Error("CatchUpUser of a new display name reported no change")
+		}
+		want := src
+		want.DisplayName = "Ada King"
+		got, err = s.User(t.Context(), ada.ID)
+		checkErr(t, "User", err, nil)
+		checkUser(t, "User after a new display name", got, want)
+
+		// Another password without a later sign-out was changed here: an
+		// older password must not come back.
+		stale := want
+		stale.PasswordHash, stale.TokensValidAfter = "old-hash", base.Add(time.Minute)
+		_, err = s.CatchUpUser(t.Context(), stale)
+		checkErr(t, "CatchUpUser with an older password", err, store.ErrConflict)
+		renamed := want
+		renamed.Username = "ada2"
+		_, err = s.CatchUpUser(t.Context(), renamed)
+		checkErr(t, "CatchUpUser under another username", err, store.ErrConflict)
+		got, err = s.User(t.Context(), ada.ID)
+		checkErr(t, "User", err, nil)
+		checkUser(t, "User after refused catch-ups", got, want)
+
+		nobody := want
+		nobody.ID = "nobody"
+		_, err = s.CatchUpUser(t.Context(), nobody)
+		checkErr(t, "CatchUpUser(nobody)", err, store.ErrNotFound)
 	})
 
 	t.Run("DeleteUser", func(t *testing.T) {
