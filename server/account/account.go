@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qrlogin/qrlogin/server/store"
+	"github.com/qrlogin/qrlogin/shared/api"
 )
 
 // Limits on what a user may choose.
@@ -198,4 +199,14 @@ func CatchUp(u *store.User, src store.User) (changed, signedOut bool, err error)
 		changed = true
 	}
 	return changed, signedOut, nil
+}
+
+// SignOutReason is why a catch-up that moved u's sign-out ends their
+// sign-ins (an api.Reason* value): the password changed, if its hash is no
+// longer hashBefore, else a sign-out everywhere.
+func SignOutReason(hashBefore string, u store.User) string {
+	if u.PasswordHash != hashBefore {
+		return api.ReasonPasswordChanged
+	}
+	return api.ReasonLogoutAll
 }

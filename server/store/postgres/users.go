@@ -152,11 +152,7 @@ func (db *DB) CatchUpUser(ctx context.Context, u store.User) (bool, error) {
 		if !signedOut {
 			return nil
 		}
-		reason := api.ReasonLogoutAll
-		if have.PasswordHash != hash {
-			reason = api.ReasonPasswordChanged
-		}
-		return revokeAllTokens(ctx, tx, u.ID, reason, have.TokensValidAfter)
+		return revokeAllTokens(ctx, tx, u.ID, account.SignOutReason(hash, have), have.TokensValidAfter)
 	})
 	if err != nil {
 		return false, fmt.Errorf("catch up user %q: %w", u.ID, err)
