@@ -129,6 +129,24 @@ func oauthRefresh(t *testing.T, base, clientID, tok string) (int, map[string]any
 // who was signed out, keeps the devices list (ended sign-ins stay ended,
 // ending one on the new store works), keeps detecting the reuse of tokens
 // rotated before the move, and keeps the audit log with its ids.
+// addAppSignIn stores a sign-in of username by the OAuth client "notes"
+// directly in st, so its refresh token is known, and returns that token.
+func addAppSignIn(t *testing.T, st store.Store, username string) string {
+	t.Helper()
+	u, err := st.UserByUsername(t.Context(), username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := "app-refresh-token-of-" + username + "-0123456789abcdef"
+	rt := refresh.Policy{TTL: 24 * time.Hour, MaxAge: 72 * time.Hour}.Start(refresh.KindRefresh, u.ID, auth.AMRQR,
+		auth.NewID(), auth.NewID(), auth.HashToken(tok), time.Now())
+	rt.ClientID, rt.Scope = "notes", "openid offline_access"
+	if err := st.CreateDevice(t.Context(), devices.Start(rt, devices.Info{AppName: "Notes"}, "192.0.2.8"), rt); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func TestStoreCopyCarriesSignInsAndAudit(t *testing.T) {
 	ctx := context.Background()
 	lite := filepath.Join(t.TempDir(), "single-node.db")
@@ -139,17 +157,7 @@ func TestStoreCopyCarriesSignInsAndAudit(t *testing.T) {
 	// An OAuth app's sign-in of carol, made directly in the store so its
 	// refresh token is known.
 	st := openStore(t, lite)
-	carol, err := st.UserByUsername(ctx, "carol")
-	if err != nil {
-		t.Fatal(err)
-	}
-	appToken := "app-refresh-token-of-carol-0123456789abcdef"
-	appRT := refresh.Policy{TTL: 24 * time.Hour, MaxAge: 72 * time.Hour}.Start(refresh.KindRefresh, carol.ID, auth.AMRQR,
-		auth.NewID(), auth.NewID(), auth.HashToken(appToken), time.Now())
-	appRT.ClientID, appRT.Scope = "notes", "openid offline_access"
-	if err := st.CreateDevice(ctx, devices.Start(appRT, devices.Info{AppName: "Notes"}, "192.0.2.8"), appRT); err != nil {
-		t.Fatal(err)
-	}
+	appToken := addAppSignIn(t, st, "carol")
 	st.Close()
 
 	single := startServer(t, lite, "--limit-login", "0") // five password sign-ins in a row
@@ -496,17 +504,7 @@ func TestStoreCopyDeletedInSource(t *testing.T) {
 		t.Fatalf("signing keys: %v, %v", keys, err)
 	}
 	retired := keys[0].ID
-	carol, err := st.UserByUsername(ctx, "carol")
-	if err != nil {
-		t.Fatal(err)
-	}
-	appToken := "app-refresh-token-of-carol-0123456789abcdef"
-	appRT := refresh.Policy{TTL: 24 * time.Hour, MaxAge: 72 * time.Hour}.Start(refresh.KindRefresh, carol.ID, auth.AMRQR,
-		auth.NewID(), auth.NewID(), auth.HashToken(appToken), time.Now())
-	appRT.ClientID, appRT.Scope = "notes", "openid offline_access"
-	if err := st.CreateDevice(ctx, devices.Start(appRT, devices.Info{AppName: "Notes"}, "192.0.2.8"), appRT); err != nil {
-		t.Fatal(err)
-	}
+	appToken := addAppSignIn(t, st, "carol")
 	st.Close()
 
 	single := startServer(t, lite)
