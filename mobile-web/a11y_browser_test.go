@@ -174,10 +174,7 @@ const borderContrast = `((sels) => {
 func TestBorderContrast(t *testing.T) {
 	d := newPageDouble(t)
 	seedDevices(d)
-	p := newPhone(t, "en")
-	p.do(chromedp.Navigate(d.URL + "/m"))
-	p.signIn("alice", alicePassword)
-	p.screen("code")
+	p := signedInPhone(t, d, "en")
 	p.do(chromedp.Tap(chromedp.ID("to-devices")))
 	p.askSignOut(p.cards()[1].Name)
 	sels, _ := json.Marshal([]string{"#u", "#p", "#c", "#b-cancel", "#r-action", "#r-devices", "#b-all", "#b-back", "#devices li button", "#dlg-cancel"})

@@ -60,6 +60,16 @@ func (p *phone) cards() []card {
 }
 
 // cardNamed is the position of the card with that name, or fails.
+// signedInPhone is a new phone in lang on the double's page, signed in as
+// alice, at the code screen.
+func signedInPhone(t *testing.T, d *pageDouble, lang string) *phone {
+	p := newPhone(t, lang)
+	p.do(chromedp.Navigate(d.URL + "/m"))
+	p.signIn("alice", alicePassword)
+	p.screen("code")
+	return p
+}
+
 func (p *phone) cardNamed(name string) int {
 	p.t.Helper()
 	cs := p.cards()
@@ -117,10 +127,7 @@ func seedDevices(d *pageDouble) (laptop, app, old string) {
 func TestPhoneDevices(t *testing.T) {
 	d := newPageDouble(t)
 	laptop, _, _ := seedDevices(d)
-	p := newPhone(t, "en-US,en;q=0.9")
-	p.do(chromedp.Navigate(d.URL + "/m"))
-	p.signIn("alice", alicePassword)
-	p.screen("code")
+	p := signedInPhone(t, d, "en-US,en;q=0.9")
 
 	// The sign-in described this phone for the list.
 	d.mu.Lock()
@@ -244,10 +251,7 @@ func TestPhoneDevices(t *testing.T) {
 func TestPhoneDevicesLoadError(t *testing.T) {
 	d := newPageDouble(t)
 	seedDevices(d)
-	p := newPhone(t, "en")
-	p.do(chromedp.Navigate(d.URL + "/m"))
-	p.signIn("alice", alicePassword)
-	p.screen("code")
+	p := signedInPhone(t, d, "en")
 	d.failNext("GET /api/v1/devices", http.StatusTooManyRequests)
 	p.do(chromedp.Tap(chromedp.ID("to-devices")), chromedp.WaitVisible(chromedp.ID("e-devices")))
 	if got := p.text("e-devices-text"); got != "Too many attempts. Please wait 7 seconds and try again." {
@@ -276,10 +280,7 @@ func TestPhoneDevicesLoadError(t *testing.T) {
 func TestPhoneDevicesSignOutThisPhone(t *testing.T) {
 	d := newPageDouble(t)
 	seedDevices(d)
-	p := newPhone(t, "en")
-	p.do(chromedp.Navigate(d.URL + "/m"))
-	p.signIn("alice", alicePassword)
-	p.screen("code")
+	p := signedInPhone(t, d, "en")
 	p.do(chromedp.Tap(chromedp.ID("to-devices")))
 	self := p.cards()[0]
 	p.askSignOut(self.Name)
@@ -355,10 +356,7 @@ func TestPhoneDevicesSignOutEverywhere(t *testing.T) {
 func TestPhoneDevicesSignedOutElsewhere(t *testing.T) {
 	d := newPageDouble(t)
 	seedDevices(d)
-	p := newPhone(t, "en")
-	p.do(chromedp.Navigate(d.URL + "/m"))
-	p.signIn("alice", alicePassword)
-	p.screen("code")
+	p := signedInPhone(t, d, "en")
 	p.do(chromedp.Tap(chromedp.ID("to-devices")))
 	p.cards()
 	d.endDevice(d.deviceIDs()[0])
@@ -376,10 +374,7 @@ func TestPhoneDevicesChinese(t *testing.T) {
 	d := newPageDouble(t)
 	seedDevices(d)
 	d.addDevice(api.SignedInDevice{Kind: api.DeviceDesktop, Name: evil, Platform: "<b>x</b>", IP: "203.0.113.9", LastIP: "203.0.113.9"}, 50*24*time.Hour, 30*24*time.Hour)
-	p := newPhone(t, "zh-CN,zh;q=0.9,en;q=0.8")
-	p.do(chromedp.Navigate(d.URL + "/m"))
-	p.signIn("alice", alicePassword)
-	p.screen("code")
+	p := signedInPhone(t, d, "zh-CN,zh;q=0.9,en;q=0.8")
 	if got := p.text("to-devices"); got != "已登录的设备" {
 		t.Errorf("link %q", got)
 	}
