@@ -28,93 +28,126 @@ import (
 // end made by another process on the same SQLite file (qrlogin-server
 // user passwd) is seen within a minute; idle, it costs a ping every 15 s
 // and a read a minute.
+//
+// Its goroutine waits with a small stack (see wake.go): the work is
+// accountStream's.
 func (s *signedInDevices) events(c *gin.Context) {
-	claims, ok := s.auth.verifyBearer(c)
-	if !ok {
+	st := &accountStream{s: s, c: c}
+	defer st.release()
+	defer s.abortOnPanic(c)
+	if !st.open() {
 		return
 	}
-	ctx := c.Request.Context()
-	key := devices.EventKey(claims.UserID)
+	for st.next(st.wait()) {
+	}
+}
+
+// accountStream is one sign-in's held account event stream.
+type accountStream struct {
+	s       *signedInDevices
+	c       *gin.Context
+	holding // on the hub key of the user's sign-in ends; alarm is the token's expiry
+
+	claims auth.Claims
+}
+
+// open checks the access token and either tells an ended sign-in why at
+// once or starts the stream; it reports whether the stream waits.
+//
+//go:noinline
+func (st *accountStream) open() bool {
+	s, c := st.s, st.c
+	var ok bool
+	offStack(func() { st.claims, ok = s.auth.verifyBearer(c) })
+	if !ok {
+		return false
+	}
 	// Subscribe before the first read, as the session stream does.
-	changed, unsubscribe := s.hub.Subscribe(key)
-	defer func() { unsubscribe() }()
-	reason, err := s.revokedReason(ctx, claims)
+	st.subscribe(s.hub, devices.EventKey(st.claims.UserID))
+	var reason string
+	var err error
+	offStack(func() { reason, err = s.revokedReason(c.Request.Context(), st.claims) })
 	if err != nil {
 		s.writeError(c, err)
-		return
+		return false
 	}
-	var w *heldWait
 	if reason == "" {
 		// One stream per sign-in: a newer one displaces the older.
 		// Tokens from before devices existed go by their own id.
-		waitKey := "sid:" + claims.SID
-		if claims.SID == "" {
-			waitKey = "jti:" + claims.ID
+		waitKey := "sid:" + st.claims.SID
+		if st.claims.SID == "" {
+			waitKey = "jti:" + st.claims.ID
 		}
-		if w, ok = s.waits.hold(waitKey, waitUserStream); !ok {
+		st.waits = s.waits
+		if st.w, ok = s.waits.hold(waitKey, waitUserStream); !ok {
 			s.writeError(c, errTooManyWaits)
-			return
+			return false
 		}
-		defer s.waits.release(w)
 	}
-
-	defer s.abortOnPanic(c)
-
 	ev := beginEventStream(c)
 	if reason != "" {
+		defer ev.finish()
 		if err := ev.send(api.EventRevoked, api.Revoked{Reason: reason}); err != nil {
 			s.streamGone(c, err)
 		}
-		return
+		return false
 	}
 	// Headers out now, so the client knows the stream is held.
 	if err := ev.rc.Flush(); err != nil {
+		ev.finish()
 		s.streamGone(c, err)
-		return
+		return false
 	}
 	// The wheel writes the pings from here on: every write of the
-	// handler's goes through pd.
-	pd := s.pings.startTicking(ev, s.ping, recheckPings)
-	defer pd.stop()
+	// stream's goes through pd.
+	st.pd = s.pings.startTicking(ev, recheckPings)
+	st.alarm = time.NewTimer(max(st.claims.ExpiresAt.Sub(s.now()), 0))
+	st.timer, st.tick, st.failed = st.alarm.C, st.pd.tick, st.pd.failed
+	st.closing, st.displaced, st.gone = s.closing, st.w.displaced, c.Request.Context().Done()
+	return true
+}
 
-	expiry := time.NewTimer(max(claims.ExpiresAt.Sub(s.now()), 0))
-	defer expiry.Stop()
-	for {
-		select {
-		case <-changed:
-			unsubscribe()
-			changed, unsubscribe = s.hub.Subscribe(key)
-		case <-pd.tick:
-		case <-pd.failed:
-			s.streamGone(c, pd.err)
-			return
-		case <-expiry.C:
-			return // the client connects again with its refreshed token
-		case <-s.closing:
-			return // the client connects again, to another server
-		case <-w.displaced:
-			return // a newer stream of this sign-in took over
-		case <-ctx.Done():
-			lineOf(c).status = 499
-			return
-		}
-		reason, err := s.revokedReason(ctx, claims)
-		if err != nil {
-			if ctx.Err() != nil {
-				s.streamGone(c, err)
-				return
-			}
-			// A store failure: the client connects again later.
-			s.streamEnds.log.WarnContext(ctx, "account event stream: check sign-in", "err", err)
-			return
-		}
-		if reason != "" {
-			if err := pd.send(api.EventRevoked, api.Revoked{Reason: reason}); err != nil {
-				s.streamGone(c, err)
-			}
-			return
-		}
+// next acts on what woke the stream and reports whether it goes on.
+//
+//go:noinline
+func (st *accountStream) next(why wake) bool {
+	s, c := st.s, st.c
+	ctx := c.Request.Context()
+	switch why {
+	case wokeFailed:
+		s.streamGone(c, st.pd.err)
+		return false
+	case wokeTimer:
+		return false // the client connects again with its refreshed token
+	case wokeClosing:
+		return false // the client connects again, to another server
+	case wokeDisplaced:
+		return false // a newer stream of this sign-in took over
+	case wokeGone:
+		lineOf(c).status = 499
+		return false
+	case wokeChanged:
+		st.resubscribe()
 	}
+	var reason string
+	var err error
+	offStack(func() { reason, err = s.revokedReason(ctx, st.claims) })
+	if err != nil {
+		if ctx.Err() != nil {
+			s.streamGone(c, err)
+			return false
+		}
+		// A store failure: the client connects again later.
+		s.streamEnds.log.WarnContext(ctx, "account event stream: check sign-in", "err", err)
+		return false
+	}
+	if reason != "" {
+		if err := st.pd.send(api.EventRevoked, api.Revoked{Reason: reason}); err != nil {
+			s.streamGone(c, err)
+		}
+		return false
+	}
+	return true
 }
 
 // recheckPings is how many pings of an account event stream pass between

@@ -36,7 +36,6 @@ type signedInDevices struct {
 	waits   *heldWaits
 	closing <-chan struct{} // closed on shutdown: streams end now
 	pings   *pingWheel
-	ping    time.Duration // between comments on an idle stream
 }
 
 // Mount adds the device list and the account's event stream.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-contrib/sse"
@@ -27,9 +28,10 @@ var (
 	// client that stops reading cannot hold the stream until its
 	// session expires.
 	eventWriteTimeout = 10 * time.Second
-	// pingWriteTimeout bounds a ping's write, shorter: the wheel writes
-	// a slot's pings one after another, and a client that stopped reading
-	// must not hold up the others' for long.
+	// pingWriteTimeout is how long a ping's write may make no progress
+	// before the wheel's watchdog cuts it (it does within twice that):
+	// the wheel writes a slot's pings one after another, and a client
+	// that stopped reading must not hold up the others' for long.
 	pingWriteTimeout = 2 * time.Second
 )
 
@@ -41,32 +43,36 @@ type eventStream struct {
 }
 
 // beginEventStream answers c with 200 and an event stream's headers, and
-// returns the stream. The server's read timeout would end it: it is
-// lifted (each write sets its own write deadline).
+// returns the stream. The server's read and write timeouts would end it:
+// they are lifted (events set their own write deadline, and the ping
+// wheel watches its pings).
 func beginEventStream(c *gin.Context) *eventStream {
 	rc := http.NewResponseController(c.Writer)
 	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	c.Header("Content-Type", api.EventStreamType)
 	c.Header("X-Accel-Buffering", "no") // nginx: pass each event on at once
 	c.Status(http.StatusOK)
 	return &eventStream{w: c.Writer, rc: rc}
 }
 
-// send writes one event, its data as JSON, and flushes it to the client.
+// send writes one event, its data as JSON, and flushes it to the client,
+// within eventWriteTimeout.
 func (e *eventStream) send(event string, data any) error {
 	var b bytes.Buffer
 	if err := sse.Encode(&b, sse.Event{Event: event, Data: data}); err != nil {
 		return fmt.Errorf("encode %s event: %w", event, err)
 	}
-	return e.write(b.String(), eventWriteTimeout)
+	_ = e.rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+	defer func() { _ = e.rc.SetWriteDeadline(time.Time{}) }()
+	return e.write(b.String())
 }
 
 // ping writes a comment line, which clients ignore and which keeps idle
-// proxies from closing the stream.
-func (e *eventStream) ping() error { return e.write(": ping\n\n", pingWriteTimeout) }
+// proxies from closing the stream. The wheel's watchdog bounds it.
+func (e *eventStream) ping() error { return e.write(": ping\n\n") }
 
-func (e *eventStream) write(frame string, timeout time.Duration) error {
-	_ = e.rc.SetWriteDeadline(time.Now().Add(timeout))
+func (e *eventStream) write(frame string) error {
 	if _, err := io.WriteString(e.w, frame); err != nil {
 		return fmt.Errorf("write event: %w", err)
 	}
@@ -76,154 +82,205 @@ func (e *eventStream) write(frame string, timeout time.Duration) error {
 	return nil
 }
 
+// finish gives what net/http writes to end the response a fresh deadline,
+// so that a client that stopped reading cannot hold the handler's end.
+func (e *eventStream) finish() {
+	_ = e.rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+}
+
 // sessionEvents is the desktop's event stream: the session's status at
 // once, then each change, until the session ends (confirmed with its
 // tokens, cancelled or expired), a newer wait of the same session takes
-// over, the client goes away or the server shuts down.
+// over, the client goes away or the server shuts down. Its goroutine waits
+// with a small stack (see wake.go): the work is sessionStream's.
 func (s *desktopSessions) sessionEvents(c *gin.Context) {
-	id := c.Param("id")
-	// Subscribe before the first read, as the long-poll does.
-	changed, unsubscribe := s.hub.Subscribe(id)
-	defer func() { unsubscribe() }()
-	var sess login.Session
-	var ok bool
-	offStack(func() { sess, ok = s.desktopSession(c) })
-	if !ok {
+	st := &sessionStream{s: s, c: c}
+	defer st.release()
+	defer s.abortOnPanic(c)
+	if !st.open() {
 		return
 	}
-	st := sess.StatusAt(s.now())
-	if st == login.Consumed {
+	for st.next(st.wait()) {
+	}
+}
+
+// sessionStream is one desktop's held event stream.
+type sessionStream struct {
+	s       *desktopSessions
+	c       *gin.Context
+	holding // w is nil for a stream that only reports the end; alarm is the session's expiry
+
+	id   string
+	sess login.Session
+	last api.Status // the status last sent
+}
+
+// open checks the poll token, starts the stream with the session's
+// status and reports whether the stream waits for more.
+//
+//go:noinline
+func (st *sessionStream) open() bool {
+	s, c := st.s, st.c
+	st.id = c.Param("id")
+	// Subscribe before the first read, as the long-poll does.
+	st.subscribe(s.hub, st.id)
+	var ok bool
+	offStack(func() { st.sess, ok = s.desktopSession(c) })
+	if !ok {
+		return false
+	}
+	status := st.sess.StatusAt(s.now())
+	if status == login.Consumed {
 		s.writeError(c, login.ErrConsumed)
-		return
+		return false
 	}
 	// Only a stream that will wait counts against the cap; one that can
 	// only report the end never waits.
-	var w *heldWait
-	if st == login.Pending || st == login.Scanned {
-		if w, ok = s.waits.hold(id, waitStream); !ok {
+	if status == login.Pending || status == login.Scanned {
+		st.waits = s.waits
+		if st.w, ok = s.waits.hold(st.id, waitStream); !ok {
 			s.writeError(c, errTooManyWaits)
-			return
+			return false
 		}
-		defer s.waits.release(w)
 	}
-
-	defer s.abortOnPanic(c)
-
 	// The wheel writes pings from its own goroutine from the start, so
-	// every write of the handler's goes through pd.
-	pd := s.pings.start(beginEventStream(c), s.ping)
-	defer pd.stop()
-	ctx := c.Request.Context()
-
-	var last api.Status
-	// report sends sess's status (or tokens) unless always is false and
-	// the status did not change. It returns false when the stream is over.
-	report := func(sess login.Session, always bool) bool {
-		_, body, delivered, err := s.pollAnswer(ctx, sess, c.ClientIP())
-		// Recorded once the event is written (or failed to be).
-		defer s.recordDelivery(ctx, delivered)
-		if err != nil {
-			s.streamError(c, pd, err)
-			return false
-		}
-		resp, ok := body.(api.SessionStatusResponse)
-		if !ok {
-			s.streamError(c, pd, fmt.Errorf("status answer of type %T", body))
-			return false
-		}
-		if !always && resp.Status == last && resp.Tokens == nil {
-			return true
-		}
-		last = resp.Status
-		if err := pd.send(api.EventStatus, resp); err != nil {
-			s.streamGone(c, err)
-			return false
-		}
-		return resp.Status == api.StatusPending || resp.Status == api.StatusScanned
-	}
+	// every write of the stream's goes through pd.
+	st.pd = s.pings.start(beginEventStream(c))
 	var more bool
-	offStack(func() { more = report(sess, true) })
-	if !more || w == nil || isClosed(s.closing) {
-		return
+	offStack(func() { more = st.report(true) })
+	if !more || st.w == nil || isClosed(s.closing) {
+		return false
 	}
-
-	expiry := time.NewTimer(max(sess.ExpiresAt.Sub(s.now())+time.Millisecond, 0))
-	defer expiry.Stop()
-	for {
-		woken, closing := false, false
-		select {
-		case <-changed:
-			woken = true
-		case <-expiry.C:
-		case <-s.closing:
-			closing = true
-		case <-w.displaced:
-			return // a newer wait of this session took over
-		case <-ctx.Done():
-			lineOf(c).status = 499
-			return
-		case <-pd.failed:
-			s.streamGone(c, pd.err)
-			return
-		}
-		if woken || closing {
-			unsubscribe()
-			changed, unsubscribe = s.hub.Subscribe(id)
-			var err error
-			if sess, err = s.store.Session(ctx, id); err != nil {
-				s.streamError(c, pd, fmt.Errorf("reload login session: %w", err))
-				return
-			}
-		}
-		// On shutdown the client gets the current status, then the end
-		// of the stream, and connects again (to another server).
-		if !report(sess, closing) || closing {
-			return
-		}
-		expiry.Reset(max(sess.ExpiresAt.Sub(s.now())+time.Millisecond, 0))
-	}
+	st.alarm = time.NewTimer(max(st.sess.ExpiresAt.Sub(s.now())+time.Millisecond, 0))
+	st.timer, st.failed, st.closing = st.alarm.C, st.pd.failed, s.closing
+	st.displaced, st.gone = st.w.displaced, c.Request.Context().Done()
+	return true
 }
 
-// offStack runs f on a goroutine of its own and waits for it, passing a
-// panic on. A held stream's goroutine then parks, for minutes, with the
-// stack its deepest call grew it to: the store's driver and the JSON of
-// the first event, run here instead, would leave each of 10,000 waiting
-// streams holding about 8 KB more.
-func offStack(f func()) {
-	var p any
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() { p = recover() }()
-		f()
-	}()
-	<-done
-	if p != nil {
-		panic(p)
+// next acts on what woke the stream and reports whether it goes on.
+//
+//go:noinline
+func (st *sessionStream) next(why wake) bool {
+	s, c := st.s, st.c
+	switch why {
+	case wokeDisplaced:
+		return false // a newer wait of this session took over
+	case wokeGone:
+		lineOf(c).status = 499
+		return false
+	case wokeFailed:
+		s.streamGone(c, st.pd.err)
+		return false
 	}
+	closing := why == wokeClosing
+	if why == wokeChanged || closing {
+		st.resubscribe()
+	}
+	var more bool
+	offStack(func() { more = st.update(why == wokeChanged || closing, closing) })
+	// On shutdown the client gets the current status, then the end of
+	// the stream, and connects again (to another server).
+	if !more || closing {
+		return false
+	}
+	st.alarm.Reset(max(st.sess.ExpiresAt.Sub(s.now())+time.Millisecond, 0))
+	return true
+}
+
+// update reads the session again when reload is set and reports its
+// status (always when always is set, else when it changed). It returns
+// false when the stream is over.
+func (st *sessionStream) update(reload, always bool) bool {
+	if reload {
+		sess, err := st.s.store.Session(st.c.Request.Context(), st.id)
+		if err != nil {
+			st.s.streamError(st.c, st.pd, fmt.Errorf("reload login session: %w", err))
+			return false
+		}
+		st.sess = sess
+	}
+	return st.report(always)
+}
+
+// report sends the session's status (or tokens) unless always is false
+// and the status did not change. It returns false when the stream is
+// over.
+func (st *sessionStream) report(always bool) bool {
+	s, c := st.s, st.c
+	ctx := c.Request.Context()
+	_, body, delivered, err := s.pollAnswer(ctx, st.sess, c.ClientIP())
+	// Recorded once the event is written (or failed to be).
+	defer s.recordDelivery(ctx, delivered)
+	if err != nil {
+		s.streamError(c, st.pd, err)
+		return false
+	}
+	resp, ok := body.(api.SessionStatusResponse)
+	if !ok {
+		s.streamError(c, st.pd, fmt.Errorf("status answer of type %T", body))
+		return false
+	}
+	if !always && resp.Status == st.last && resp.Tokens == nil {
+		return true
+	}
+	st.last = resp.Status
+	if err := st.pd.send(api.EventStatus, resp); err != nil {
+		s.streamGone(c, err)
+		return false
+	}
+	return resp.Status == api.StatusPending || resp.Status == api.StatusScanned
 }
 
 // pingSlots is how many slots one ping interval is divided into: a ping
-// is sent up to a slot (250 ms of 15 s) late.
-const pingSlots = 60
+// is sent up to a slot (1 s of 15 s) late.
+const pingSlots = 15
 
-// pingWheel writes the pings of held event streams. The streams whose
-// pings fall due in the same slot are pinged one after another by one
-// timer's goroutine: 10,000 idle streams cost one timer and one wake-up
-// per slot, and a write each, instead of a wake-up of every stream's own
-// goroutine per ping, which the scheduler and epoll otherwise spend most
-// of the idle server's CPU on. Slots are short enough that each holds only
-// a few hundred streams.
+// pingWheel writes the pings of held event streams. Each stream sits in
+// one of pingSlots slots for its whole life; one timer at a time walks the
+// slots, and the streams of a slot are pinged one after another by that
+// timer's goroutine. 10,000 idle streams then cost a wake-up a slot and a
+// write each, instead of a wake-up of every stream's own goroutine per
+// ping and a timer each, which the scheduler and epoll otherwise spend
+// most of an idle server's CPU on.
+//
+// Pings are written without a write deadline of their own (arming and
+// then firing one per ping was a fifth of the idle CPU): instead a
+// watchdog cuts a ping write that has made no progress for
+// pingWriteTimeout, so a client that stopped reading holds up the rest of
+// its slot only that long.
 type pingWheel struct {
+	every time.Duration
+	grain time.Duration // every / pingSlots, at least a millisecond
+	stuck time.Duration // pingWriteTimeout
+	// epoch is when turn 0 was: turns are counted on the monotonic
+	// clock, so a change of the wall clock moves no ping.
+	epoch time.Time
+
 	mu    sync.Mutex
-	slots map[int64][]*pinged // by the slot's end, Unix nanoseconds
+	slots [pingSlots][]*pinged
+	n     int  // streams in slots, stopped ones included until dropped
+	armed bool // the timer of the next slot is set
+
+	// writing is the ping being written and how many have been; the
+	// watchdog compares the two between its checks.
+	writing  atomic.Pointer[pinged]
+	progress atomic.Uint64
+}
+
+func newPingWheel(every time.Duration) *pingWheel {
+	return &pingWheel{
+		every: every,
+		grain: max(every/pingSlots, time.Millisecond),
+		stuck: pingWriteTimeout,
+		epoch: time.Now(),
+	}
 }
 
 // pinged is one stream on the wheel. Its mutex orders the wheel's pings
 // with the stream's own events, so the two never write at once.
 type pinged struct {
-	ev    *eventStream
-	every time.Duration
+	ev  *eventStream
+	due time.Time // not pinged before
 
 	mu      sync.Mutex
 	stopped bool
@@ -232,74 +289,158 @@ type pinged struct {
 	failed chan struct{}
 	err    error
 	// tick, when made, gets a signal every tickEvery pings, for a stream
-	// that checks something now and then (tickle).
+	// that checks something now and then (startTicking).
 	tick      chan struct{}
 	tickEvery int
 	pings     int
 }
 
 // start puts ev on the wheel, to be pinged every interval until stop.
-func (p *pingWheel) start(ev *eventStream, every time.Duration) *pinged {
-	return p.startTicking(ev, every, 0)
-}
+func (p *pingWheel) start(ev *eventStream) *pinged { return p.startTicking(ev, 0) }
 
-// startTicking is start for a stream that also wants a signal on
-// pd.tick every n pings (none when n is 0): a wake-up of its goroutine
-// only that often.
-func (p *pingWheel) startTicking(ev *eventStream, every time.Duration, n int) *pinged {
-	pd := &pinged{ev: ev, every: every, failed: make(chan struct{}), tickEvery: n}
+// startTicking is start for a stream that also wants a signal on pd.tick
+// every n pings (none when n is 0): a wake-up of its goroutine only that
+// often.
+func (p *pingWheel) startTicking(ev *eventStream, n int) *pinged {
+	pd := &pinged{ev: ev, failed: make(chan struct{}), tickEvery: n}
 	if n > 0 {
 		pd.tick = make(chan struct{}, 1)
 	}
-	p.schedule(pd)
+	now := time.Now()
+	pd.due = now.Add(p.every)
+	// The slot whose turn is the first at or after due.
+	slot := int(p.turnAt(pd.due) % pingSlots)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.slots[slot] = append(p.slots[slot], pd)
+	p.n++
+	if !p.armed {
+		p.armed = true
+		p.arm(p.turnAt(now.Add(1)))
+	}
 	return pd
 }
 
-// schedule puts pd in the slot that pd.every from now falls in: pinged at
-// least pd.every and at most pd.every plus a slot from now.
-func (p *pingWheel) schedule(pd *pinged) {
-	grain := int64(max(pd.every/pingSlots, time.Millisecond))
-	now := time.Now().UnixNano()
-	end := (now+int64(pd.every))/grain*grain + grain
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.slots == nil {
-		p.slots = make(map[int64][]*pinged)
+// catchUp is the turn to fire after turn when the clock is at turn now.
+// Turns a walk ran past are fired at once, but after a stall of a whole
+// interval (a suspended process) the wheel goes on from now: every stream
+// is pinged once as its slot comes round, rather than once for every
+// interval missed.
+func catchUp(turn, now int64) int64 {
+	if now-turn >= pingSlots {
+		return now
 	}
-	list, ok := p.slots[end]
-	if !ok {
-		time.AfterFunc(time.Duration(end-now), func() { p.fire(end) })
-	}
-	p.slots[end] = append(list, pd)
+	return turn
 }
 
-// fire pings the streams of the slot ending at end and schedules their
-// next pings.
-func (p *pingWheel) fire(end int64) {
+// turnAt is the first turn at or after t.
+func (p *pingWheel) turnAt(t time.Time) int64 {
+	since := int64(t.Sub(p.epoch))
+	return (since + int64(p.grain) - 1) / int64(p.grain)
+}
+
+// arm sets the timer for a slot's turn, the turn-th grain since the
+// wheel's epoch: at once when that is past (a walk that took long
+// catches up rather than skipping slots). p.mu is held.
+func (p *pingWheel) arm(turn int64) {
+	turn = catchUp(turn, p.turnAt(time.Now()))
+	at := p.epoch.Add(time.Duration(turn) * p.grain)
+	time.AfterFunc(max(time.Until(at), 0), func() { p.fire(turn, at) })
+}
+
+// fire pings the streams of the slot whose turn it is, drops the stopped
+// ones, and sets the timer for the next turn while any stream is left.
+func (p *pingWheel) fire(turn int64, at time.Time) {
+	slot := int(turn % pingSlots)
 	p.mu.Lock()
-	list := p.slots[end]
-	delete(p.slots, end)
+	list := p.slots[slot]
+	p.slots[slot] = nil
 	p.mu.Unlock()
+
+	watch := p.watch()
+	kept := list[:0]
 	for _, pd := range list {
-		if pd.ping() {
-			p.schedule(pd)
+		if pd.pingAt(at, p) {
+			kept = append(kept, pd)
 		}
 	}
+	watch.stop()
+	clear(list[len(kept):])
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Streams started during the walk went to the slot's new list.
+	p.slots[slot] = append(kept, p.slots[slot]...)
+	p.n -= len(list) - len(kept)
+	if p.n == 0 {
+		p.armed = false
+		return
+	}
+	p.arm(turn + 1)
 }
 
-// ping writes one ping unless the stream has stopped; it reports whether
-// the stream goes on.
-func (pd *pinged) ping() bool {
+// watch starts the watchdog of one slot's walk: every p.stuck it cuts the ping being written if no ping finished since its last look.
+func (p *pingWheel) watch() *watchdog {
+	w := &watchdog{p: p, last: p.progress.Load()}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t = time.AfterFunc(w.p.stuck, w.look)
+	return w
+}
+
+// watchdog is the watch over one slot's walk.
+type watchdog struct {
+	p *pingWheel
+
+	mu      sync.Mutex
+	t       *time.Timer
+	last    uint64
+	stopped bool
+}
+
+func (w *watchdog) look() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	now := w.p.progress.Load()
+	if pd := w.p.writing.Load(); pd != nil && now == w.last {
+		// The write returns with an error and the stream ends.
+		_ = pd.ev.rc.SetWriteDeadline(time.Now())
+	}
+	w.last = now
+	w.t.Reset(w.p.stuck)
+}
+
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.t.Stop()
+}
+
+// pingAt writes one ping if the stream is due at at; it reports whether
+// the stream stays on the wheel.
+func (pd *pinged) pingAt(at time.Time, p *pingWheel) bool {
 	pd.mu.Lock()
 	defer pd.mu.Unlock()
 	if pd.stopped {
 		return false
 	}
-	if err := pd.ev.ping(); err != nil {
+	if at.Before(pd.due) {
+		return true // started less than an interval ago
+	}
+	p.writing.Store(pd)
+	err := pd.ev.ping()
+	p.writing.Store(nil)
+	p.progress.Add(1)
+	if err != nil {
 		pd.stopped, pd.err = true, err
 		close(pd.failed)
 		return false
 	}
+	pd.due = at.Add(p.every - p.grain/2)
 	if pd.pings++; pd.tickEvery > 0 && pd.pings%pd.tickEvery == 0 {
 		select {
 		case pd.tick <- struct{}{}:
@@ -322,10 +463,7 @@ func (pd *pinged) stop() {
 	pd.mu.Lock()
 	defer pd.mu.Unlock()
 	pd.stopped = true
-	// The last write's deadline may have passed while the stream idled:
-	// a fresh one lets net/http end the response cleanly, which the
-	// client takes for the end of the stream rather than a broken one.
-	_ = pd.ev.rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+	pd.ev.finish()
 }
 
 // streamEnds is how every event stream ends when it cannot end cleanly.

@@ -130,28 +130,40 @@ type edge struct {
 
 func (e *edge) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e.https {
-			w.Header().Set("Strict-Transport-Security", hsts)
-		}
-		peer := peerIP(r)
-		trusted := e.proxies.trusted(peer)
-		if !trusted && r.Header.Get("X-Forwarded-For") != "" && e.warnedXFF.CompareAndSwap(false, true) {
-			e.log.WarnContext(r.Context(), "requests carry X-Forwarded-For from an address not in --trusted-proxies; "+
-				"every client behind that proxy looks like the proxy to rate limits and the phone's network check: "+
-				"add the proxy's address to --trusted-proxies", slog.String("proxy", peer))
-		}
-		if e.https && trusted && r.TLS == nil && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "http") {
-			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				http.Redirect(w, r, e.publicURL+r.URL.RequestURI(), http.StatusPermanentRedirect)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(http.StatusForbidden)
-			_ = json.NewEncoder(w).Encode(api.Error{Code: api.ErrForbidden, Message: "This server is only served over HTTPS; use " + e.publicURL + "."})
+		if e.answered(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// answered does the edge's checks, and reports whether it answered the
+// request itself. A method of its own so that its frame is not on the
+// stack under every held request.
+//
+//go:noinline
+func (e *edge) answered(w http.ResponseWriter, r *http.Request) bool {
+	if e.https {
+		w.Header().Set("Strict-Transport-Security", hsts)
+	}
+	peer := peerIP(r)
+	trusted := e.proxies.trusted(peer)
+	if !trusted && r.Header.Get("X-Forwarded-For") != "" && e.warnedXFF.CompareAndSwap(false, true) {
+		e.log.WarnContext(r.Context(), "requests carry X-Forwarded-For from an address not in --trusted-proxies; "+
+			"every client behind that proxy looks like the proxy to rate limits and the phone's network check: "+
+			"add the proxy's address to --trusted-proxies", slog.String("proxy", peer))
+	}
+	if e.https && trusted && r.TLS == nil && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "http") {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			http.Redirect(w, r, e.publicURL+r.URL.RequestURI(), http.StatusPermanentRedirect)
+			return true
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(api.Error{Code: api.ErrForbidden, Message: "This server is only served over HTTPS; use " + e.publicURL + "."})
+		return true
+	}
+	return false
 }
 
 // seen is the request's client address as the network check needs it.

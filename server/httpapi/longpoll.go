@@ -137,69 +137,102 @@ func (s *desktopSessions) pollWait(sess login.Session, after api.Status, deadlin
 
 // holdPoll is the long-poll: it answers at once when it can, otherwise it
 // waits for the session to change, its deadline, the session's expiry, a
-// newer wait of the same session or shutdown.
+// newer wait of the same session or shutdown. Its goroutine waits with a
+// small stack (see wake.go): the work is longPoll's.
 func (s *desktopSessions) holdPoll(c *gin.Context, after api.Status, deadline time.Time) {
-	id := c.Param("id")
+	p := &longPoll{s: s, c: c, after: after, deadline: deadline}
+	defer p.release()
+	if !p.open() {
+		return
+	}
+	for p.next(p.wait()) {
+	}
+}
+
+// longPoll is one held long-poll.
+type longPoll struct {
+	s       *desktopSessions
+	c       *gin.Context
+	holding // alarm is the deadline or the session's expiry
+
+	after    api.Status
+	deadline time.Time
+	id       string
+	sess     login.Session
+}
+
+// open reads the session and answers at once when it can; it reports
+// whether the poll waits.
+//
+//go:noinline
+func (p *longPoll) open() bool {
+	s, c := p.s, p.c
+	p.id = c.Param("id")
 	// Subscribe before the first read, so that one read serves both the
 	// poll token check and the wait: a change after the read still wakes
 	// us.
-	changed, unsubscribe := s.hub.Subscribe(id)
-	defer func() { unsubscribe() }()
-	sess, ok := s.desktopSession(c)
+	p.subscribe(s.hub, p.id)
+	var ok bool
+	offStack(func() { p.sess, ok = s.desktopSession(c) })
 	if !ok {
-		return
+		return false
 	}
-	if s.pollWait(sess, after, deadline) <= 0 {
-		s.answerPoll(c, sess)
-		return
+	left := s.pollWait(p.sess, p.after, p.deadline)
+	if left <= 0 {
+		offStack(func() { s.answerPoll(c, p.sess) })
+		return false
 	}
-	w, ok := s.waits.hold(id, waitLongPoll)
-	if !ok {
+	p.waits = s.waits
+	if p.w, ok = s.waits.hold(p.id, waitLongPoll); !ok {
 		s.writeError(c, errTooManyWaits)
-		return
+		return false
 	}
-	defer s.waits.release(w)
-	ctx := c.Request.Context()
 	// The server's read and write timeouts would cut a long wait short.
 	rc := http.NewResponseController(c.Writer)
 	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(deadline.Add(writeGrace))
-	for {
-		left := s.pollWait(sess, after, deadline)
-		if left <= 0 {
-			break
+	_ = rc.SetWriteDeadline(p.deadline.Add(writeGrace))
+	p.alarm = time.NewTimer(left)
+	p.timer, p.closing = p.alarm.C, s.closing
+	p.displaced, p.gone = p.w.displaced, c.Request.Context().Done()
+	return true
+}
+
+// next acts on what woke the poll and reports whether it waits on; when
+// it does not, the poll has been answered.
+//
+//go:noinline
+func (p *longPoll) next(why wake) bool {
+	c := p.c
+	if c.Request.Context().Err() != nil {
+		lineOf(c).status = 499 // the desktop went away; nothing to answer
+		return false
+	}
+	var more bool
+	offStack(func() { more = p.update(why) })
+	return more
+}
+
+// update reads the session again when it was published and either
+// answers the poll or sets its timer for the rest of the wait.
+func (p *longPoll) update(why wake) bool {
+	s, c := p.s, p.c
+	if why == wokeChanged || why == wokeClosing {
+		p.resubscribe()
+		var ok bool
+		if p.sess, ok = s.reload(c, p.id); !ok {
+			return false
 		}
-		timer := time.NewTimer(left)
-		woken, displaced := false, false
-		select {
-		case <-changed:
-			woken = true
-		case <-timer.C:
-		case <-s.closing:
-			woken = true
-		case <-w.displaced:
-			displaced = true
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		if ctx.Err() != nil {
-			lineOf(c).status = 499 // the desktop went away; nothing to answer
-			return
-		}
-		if displaced || !woken {
-			// A newer wait took over, or the wait or the session's life
-			// ran out with nothing published since the read: sess is
-			// current, and one read per wait is what thousands of
-			// waiting desktops cost.
-			break
-		}
-		unsubscribe()
-		changed, unsubscribe = s.hub.Subscribe(id)
-		if sess, ok = s.reload(c, id); !ok {
-			return
+		if left := s.pollWait(p.sess, p.after, p.deadline); left > 0 {
+			p.alarm.Reset(left)
+			return true
 		}
 	}
-	s.answerPoll(c, sess)
+	// Otherwise a newer wait took over, or the wait or the session's
+	// life ran out with nothing published since the read: sess is
+	// current, and one read per wait is what thousands of waiting
+	// desktops cost.
+	s.answerPoll(c, p.sess)
+	return false
 }
 
 // reload reads session id again, answering the request on failure.

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,25 +37,44 @@ func (r *lockedRecorder) times() []time.Time {
 	return append([]time.Time(nil), r.pings...)
 }
 
-// Streams whose pings fall due in the same slot share one timer, none is
-// pinged before its interval is over, and a stopped stream is pinged no
-// more.
+func newRecorder() *lockedRecorder {
+	return &lockedRecorder{ResponseRecorder: httptest.NewRecorder()}
+}
+
+func streamTo(w http.ResponseWriter) *eventStream {
+	return &eventStream{w: w, rc: http.NewResponseController(w)}
+}
+
+// slotOf is the slot pd sits in, or -1.
+func (p *pingWheel) slotOf(pd *pinged) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, list := range p.slots {
+		if slices.Contains(list, pd) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Streams started together share a slot; none is pinged before its
+// interval is over, each is pinged once an interval, a stopped stream is
+// pinged no more, and the wheel's timer stops with its last stream.
 func TestPingWheelSharesSlots(t *testing.T) {
-	const d = 600 * time.Millisecond // slots of 10 ms
-	var p pingWheel
+	const d = 600 * time.Millisecond // slots of 40 ms
+	p := newPingWheel(d)
 	start := time.Now()
 	recs := make([]*lockedRecorder, 1000)
 	pds := make([]*pinged, len(recs))
+	used := map[int]bool{}
 	for i := range recs {
-		recs[i] = &lockedRecorder{ResponseRecorder: httptest.NewRecorder()}
-		pds[i] = p.start(&eventStream{w: recs[i], rc: http.NewResponseController(recs[i])}, d)
+		recs[i] = newRecorder()
+		pds[i] = p.start(streamTo(recs[i]))
+		used[p.slotOf(pds[i])] = true
 	}
-	p.mu.Lock()
-	slots := len(p.slots)
-	p.mu.Unlock()
 	// The calls span at most the slots their own duration touches.
-	if most := int(time.Since(start)/(d/pingSlots)) + 2; slots > most {
-		t.Fatalf("%d slots for 1,000 pings due together, want at most %d", slots, most)
+	if most := int(time.Since(start)/p.grain) + 2; len(used) > most {
+		t.Fatalf("1,000 streams started together sit in %d slots, want at most %d", len(used), most)
 	}
 	// Every stream is pinged twice, never early.
 	deadline := time.Now().Add(10 * time.Second)
@@ -63,7 +85,7 @@ func TestPingWheelSharesSlots(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		if got := r.times(); got[0].Sub(start) < d || got[1].Sub(got[0]) < d-d/pingSlots {
+		if got := r.times(); got[0].Sub(start) < d || got[1].Sub(got[0]) < d-p.grain {
 			t.Fatalf("stream %d pinged at %v and %v after start, interval %v", i, got[0].Sub(start), got[1].Sub(start), d)
 		}
 	}
@@ -82,17 +104,29 @@ func TestPingWheelSharesSlots(t *testing.T) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.slots) != 0 {
-		t.Fatalf("%d slots left after every stream stopped", len(p.slots))
+	if p.n != 0 || p.armed {
+		t.Fatalf("%d streams left and timer armed %v after every stream stopped", p.n, p.armed)
 	}
+	// A stream started on the stopped wheel is pinged again.
+	p.mu.Unlock()
+	r := newRecorder()
+	pd := p.start(streamTo(r))
+	defer pd.stop()
+	for len(r.times()) == 0 {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("a stream started on an idle wheel was never pinged")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.mu.Lock()
 }
 
 // A ping that cannot be written ends the stream: failed is closed with
 // the error, and the stream is pinged no more.
 func TestPingWheelFailedWrite(t *testing.T) {
-	var p pingWheel
+	p := newPingWheel(30 * time.Millisecond)
 	w := &failingWriter{ResponseRecorder: httptest.NewRecorder()}
-	pd := p.start(&eventStream{w: w, rc: http.NewResponseController(w)}, 30*time.Millisecond)
+	pd := p.start(streamTo(w))
 	select {
 	case <-pd.failed:
 	case <-time.After(10 * time.Second):
@@ -112,3 +146,86 @@ type failingWriter struct{ *httptest.ResponseRecorder }
 func (failingWriter) Write([]byte) (int, error) { return 0, http.ErrHandlerTimeout }
 
 func (failingWriter) WriteString(string) (int, error) { return 0, http.ErrHandlerTimeout }
+
+// stuckWriter is a client that stopped reading: a ping's write blocks
+// until a write deadline that has passed is set, as a socket's would.
+type stuckWriter struct {
+	*httptest.ResponseRecorder
+	once sync.Once
+	cut  chan struct{}
+}
+
+func (w *stuckWriter) Write(b []byte) (int, error) {
+	<-w.cut
+	return 0, os.ErrDeadlineExceeded
+}
+
+func (w *stuckWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+
+func (w *stuckWriter) SetWriteDeadline(t time.Time) error {
+	if !t.IsZero() && !t.After(time.Now()) {
+		w.once.Do(func() { close(w.cut) })
+	}
+	return nil
+}
+
+// A client that stopped reading holds up the pings of its slot only
+// until the watchdog cuts its write, and its stream ends.
+func TestPingWheelCutsStuckWrite(t *testing.T) {
+	const d = 300 * time.Millisecond
+	p := newPingWheel(d)
+	p.stuck = 100 * time.Millisecond
+	var stuck, after *pinged
+	var w *stuckWriter
+	var r *lockedRecorder
+	// The two must share a slot, the stuck one first; a slot boundary
+	// between the two starts would part them, so try again.
+	for range 5 {
+		w = &stuckWriter{ResponseRecorder: httptest.NewRecorder(), cut: make(chan struct{})}
+		r = newRecorder()
+		stuck, after = p.start(streamTo(w)), p.start(streamTo(r))
+		if p.slotOf(stuck) == p.slotOf(after) {
+			break
+		}
+		stuck.stop()
+		after.stop()
+		stuck = nil
+	}
+	if stuck == nil {
+		t.Fatal("two streams started together never shared a slot")
+	}
+	defer after.stop()
+	select {
+	case <-stuck.failed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stuck ping was never cut")
+	}
+	if !errors.Is(stuck.err, os.ErrDeadlineExceeded) {
+		t.Fatalf("stuck stream ended with %v", stuck.err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.times()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream after the stuck one was never pinged")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestPingWheelCatchUp(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		turn, now, out int64
+	}{
+		{"on time", 100, 100, 100},
+		{"ahead of the clock", 100, 99, 100},
+		{"a walk ran a few turns long", 100, 103, 100},
+		{"just short of an interval behind", 100, 100 + pingSlots - 1, 100},
+		{"a whole interval behind", 100, 100 + pingSlots, 100 + pingSlots},
+		{"an hour behind", 100, 100 + 3600, 100 + 3600},
+	} {
+		if got := catchUp(tc.turn, tc.now); got != tc.out {
+			t.Errorf("%s: catchUp(%d, %d) = %d, want %d", tc.name, tc.turn, tc.now, got, tc.out)
+		}
+	}
+}

@@ -247,7 +247,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	keys{tokens: d.Tokens}.Mount(r)
 	v1 := r.Group("/api/v1", noStore)
 	ended := signInsEnded{hub: d.Hub, audit: d.Audit, store: d.Store, now: now}
-	pings := &pingWheel{}
+	pings := newPingWheel(cfg.PingInterval)
 	(&desktopSessions{
 		errorWriter: errs,
 		streamEnds:  streamEnds{log: log},
@@ -263,7 +263,6 @@ func New(cfg Config, d Deps) (*Server, error) {
 		qr:          qrpng.NewEncoder(),
 		publicURL:   cfg.PublicURL,
 		ttl:         cfg.SessionTTL,
-		ping:        cfg.PingInterval,
 		pings:       pings,
 		audit:       d.Audit,
 	}).Mount(v1)
@@ -304,7 +303,6 @@ func New(cfg Config, d Deps) (*Server, error) {
 		waits:       s.waits,
 		closing:     s.closing,
 		pings:       pings,
-		ping:        cfg.PingInterval,
 	}).Mount(v1)
 	pages{errorWriter: errs}.Mount(r)
 	for _, m := range d.Extra {

@@ -64,7 +64,6 @@ type desktopSessions struct {
 
 	publicURL string
 	ttl       time.Duration // a session's life
-	ping      time.Duration // between comments on an idle event stream
 }
 
 // Mount adds the desktop's login-session endpoints.
@@ -202,30 +201,48 @@ func statusResponse(sess login.Session, st login.Status) api.SessionStatusRespon
 	return r
 }
 
-// sessionStatus answers the desktop's (long-)poll.
+// sessionStatus answers the desktop's (long-)poll. A held poll parks
+// under this frame, so the rest is in methods of their own (see wake.go).
 func (s *desktopSessions) sessionStatus(c *gin.Context) {
-	after := api.Status(c.Query("after"))
-	if after != "" && !after.Valid() {
-		s.writeError(c, errorf(api.ErrInvalidRequest, "after must be one of pending, scanned, confirmed, cancelled, expired."))
+	after, wait, ok := s.pollParams(c)
+	if !ok {
 		return
 	}
-	wait := 0
+	if after == "" || wait == 0 {
+		s.answerNow(c)
+		return
+	}
+	s.holdPoll(c, after, time.Now().Add(time.Duration(wait)*time.Second))
+}
+
+// pollParams reads a poll's after and wait, answering the request when
+// one is not valid.
+//
+//go:noinline
+func (s *desktopSessions) pollParams(c *gin.Context) (after api.Status, wait int, ok bool) {
+	after = api.Status(c.Query("after"))
+	if after != "" && !after.Valid() {
+		s.writeError(c, errorf(api.ErrInvalidRequest, "after must be one of pending, scanned, confirmed, cancelled, expired."))
+		return "", 0, false
+	}
 	if w := c.Query("wait"); w != "" {
 		n, err := strconv.Atoi(w)
 		if err != nil || n < 0 {
 			s.writeError(c, errorf(api.ErrInvalidRequest, "wait must be a whole number of seconds from 0 to 30."))
-			return
+			return "", 0, false
 		}
 		wait = min(n, api.MaxWait)
 	}
-	if after == "" || wait == 0 {
-		sess, ok := s.desktopSession(c)
-		if ok {
-			s.answerPoll(c, sess)
-		}
-		return
+	return after, wait, true
+}
+
+// answerNow answers a poll that does not wait.
+//
+//go:noinline
+func (s *desktopSessions) answerNow(c *gin.Context) {
+	if sess, ok := s.desktopSession(c); ok {
+		s.answerPoll(c, sess)
 	}
-	s.holdPoll(c, after, time.Now().Add(time.Duration(wait)*time.Second))
 }
 
 // deliver hands the tokens of a confirmed session to the desktop at ip. The
