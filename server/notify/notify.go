@@ -11,11 +11,18 @@ import "sync"
 // Hub fans a session-changed signal out to the requests waiting on it.
 // The zero value is ready to use.
 type Hub struct {
-	mu      sync.Mutex
-	waiters map[string]map[*waiter]struct{}
+	mu sync.Mutex
+	// waiters holds each id's subscribers as a list: almost every id has
+	// one (its desktop's wait), which a set per id would cost a map for,
+	// at 10,000 waiting desktops.
+	waiters map[string]*waiter
 }
 
-type waiter struct{ fn func() }
+type waiter struct {
+	fn         func()
+	prev, next *waiter
+	listed     bool // in its id's list, not yet published or removed
+}
 
 // Subscribe returns a channel that is closed the next time id is
 // published, and a function that must be called to unsubscribe (it may be
@@ -31,17 +38,15 @@ func (h *Hub) Subscribe(id string) (<-chan struct{}, func()) {
 // published, so it must not block. The returned function unsubscribes; fn
 // may still run once if a publish was already under way.
 func (h *Hub) SubscribeFunc(id string, fn func()) func() {
-	w := &waiter{fn: fn}
+	w := &waiter{fn: fn, listed: true}
 	h.mu.Lock()
 	if h.waiters == nil {
-		h.waiters = make(map[string]map[*waiter]struct{})
+		h.waiters = make(map[string]*waiter)
 	}
-	set := h.waiters[id]
-	if set == nil {
-		set = make(map[*waiter]struct{})
-		h.waiters[id] = set
+	if head := h.waiters[id]; head != nil {
+		w.next, head.prev = head, w
 	}
-	set[w] = struct{}{}
+	h.waiters[id] = w
 	h.mu.Unlock()
 	return func() { h.remove(id, w) }
 }
@@ -49,24 +54,36 @@ func (h *Hub) SubscribeFunc(id string, fn func()) func() {
 func (h *Hub) remove(id string, w *waiter) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	set := h.waiters[id]
-	if _, ok := set[w]; !ok {
+	if !w.listed {
 		return
 	}
-	delete(set, w)
-	if len(set) == 0 {
+	w.listed = false
+	switch {
+	case w.prev != nil:
+		w.prev.next = w.next
+	case w.next != nil:
+		h.waiters[id] = w.next
+	default:
 		delete(h.waiters, id)
 	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	}
+	w.prev, w.next = nil, nil
 }
 
 // Publish wakes every subscriber of id. Each wake-up is one-shot: a
 // waiter re-subscribes if it wants to wait again.
 func (h *Hub) Publish(id string) {
 	h.mu.Lock()
-	set := h.waiters[id]
+	head := h.waiters[id]
 	delete(h.waiters, id)
+	// Unlisted, the list is the publisher's alone: removes leave it be.
+	for w := head; w != nil; w = w.next {
+		w.listed = false
+	}
 	h.mu.Unlock()
-	for w := range set {
+	for w := head; w != nil; w = w.next {
 		w.fn()
 	}
 }
@@ -88,8 +105,10 @@ func (h *Hub) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
-	for _, set := range h.waiters {
-		n += len(set)
+	for _, head := range h.waiters {
+		for w := head; w != nil; w = w.next {
+			n++
+		}
 	}
 	return n
 }

@@ -131,3 +131,34 @@ func TestSubscribeFuncCalledOnce(t *testing.T) {
 		t.Fatalf("Len = %d after publish, want 0", h.Len())
 	}
 }
+
+// Unsubscribing any of several subscribers of one id, in any order,
+// leaves exactly the others to be woken.
+func TestUnsubscribeAmongSeveral(t *testing.T) {
+	for _, remove := range [][]int{{0}, {1}, {2}, {0, 1}, {2, 0}, {1, 2}, {0, 1, 2}, {2, 1, 0}} {
+		var h notify.Hub
+		chs := make([]<-chan struct{}, 3)
+		cancels := make([]func(), 3)
+		for i := range chs {
+			chs[i], cancels[i] = h.Subscribe("a")
+		}
+		removed := map[int]bool{}
+		for _, i := range remove {
+			cancels[i]()
+			removed[i] = true
+		}
+		if got, want := h.Len(), 3-len(remove); got != want {
+			t.Fatalf("remove %v: Len = %d, want %d", remove, got, want)
+		}
+		h.Publish("a")
+		for i, ch := range chs {
+			if closed(ch) == removed[i] {
+				t.Fatalf("remove %v: subscriber %d woken = %v", remove, i, closed(ch))
+			}
+			cancels[i]() // after the publish: a no-op
+		}
+		if h.Len() != 0 || len(h.Waiting()) != 0 {
+			t.Fatalf("remove %v: hub not empty after publish: len %d", remove, h.Len())
+		}
+	}
+}
