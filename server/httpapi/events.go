@@ -110,7 +110,6 @@ type sessionStream struct {
 	c       *gin.Context
 	holding // w is nil for a stream that only reports the end; alarm is the session's expiry
 
-	id   string
 	sess login.Session
 	last api.Status // the status last sent
 }
@@ -121,9 +120,9 @@ type sessionStream struct {
 //go:noinline
 func (st *sessionStream) open() bool {
 	s, c := st.s, st.c
-	st.id = c.Param("id")
-	// Subscribe before the first read, as the long-poll does.
-	st.subscribe(s.hub, st.id)
+	// Subscribe before the first read, as the long-poll does. The key is
+	// the session's id.
+	st.subscribe(s.hub, c.Param("id"))
 	var ok bool
 	offStack(func() { st.sess, ok = s.desktopSession(c) })
 	if !ok {
@@ -138,7 +137,7 @@ func (st *sessionStream) open() bool {
 	// only report the end never waits.
 	if status == login.Pending || status == login.Scanned {
 		st.waits = s.waits
-		if st.w, ok = s.waits.hold(st.id, waitStream); !ok {
+		if st.w, ok = s.waits.hold(st.key, waitStream); !ok {
 			s.writeError(c, errTooManyWaits)
 			return false
 		}
@@ -192,7 +191,7 @@ func (st *sessionStream) next(why wake) bool {
 // false when the stream is over.
 func (st *sessionStream) update(reload, always bool) bool {
 	if reload {
-		sess, err := st.s.store.Session(st.c.Request.Context(), st.id)
+		sess, err := st.s.store.Session(st.c.Request.Context(), st.key)
 		if err != nil {
 			st.s.streamError(st.c, st.pd, fmt.Errorf("reload login session: %w", err))
 			return false

@@ -157,7 +157,6 @@ type longPoll struct {
 
 	after    api.Status
 	deadline time.Time
-	id       string
 	sess     login.Session
 }
 
@@ -167,11 +166,10 @@ type longPoll struct {
 //go:noinline
 func (p *longPoll) open() bool {
 	s, c := p.s, p.c
-	p.id = c.Param("id")
 	// Subscribe before the first read, so that one read serves both the
 	// poll token check and the wait: a change after the read still wakes
 	// us.
-	p.subscribe(s.hub, p.id)
+	p.subscribe(s.hub, c.Param("id")) // the key is the session's id
 	var ok bool
 	offStack(func() { p.sess, ok = s.desktopSession(c) })
 	if !ok {
@@ -183,7 +181,7 @@ func (p *longPoll) open() bool {
 		return false
 	}
 	p.waits = s.waits
-	if p.w, ok = s.waits.hold(p.id, waitLongPoll); !ok {
+	if p.w, ok = s.waits.hold(p.key, waitLongPoll); !ok {
 		s.writeError(c, errTooManyWaits)
 		return false
 	}
@@ -219,7 +217,7 @@ func (p *longPoll) update(why wake) bool {
 	if why == wokeChanged || why == wokeClosing {
 		p.resubscribe()
 		var ok bool
-		if p.sess, ok = s.reload(c, p.id); !ok {
+		if p.sess, ok = s.reload(c, p.key); !ok {
 			return false
 		}
 		if left := s.pollWait(p.sess, p.after, p.deadline); left > 0 {
