@@ -122,9 +122,13 @@ func (b *batcher) commit(batch []*writeOp) {
 		report()
 		return
 	}
+	// A batch of one needs no savepoint: if it fails, the whole
+	// transaction is rolled back, which saves two statements a write
+	// when writes do not queue.
+	alone := len(batch) == 1
 	ok := 0
 	for i, op := range batch {
-		results[i] = runSavepoint(tx, op)
+		results[i] = runOp(tx, op, !alone)
 		if results[i].err == nil && results[i].panicked == nil {
 			ok++
 		}
@@ -141,18 +145,24 @@ func (b *batcher) commit(batch []*writeOp) {
 	report()
 }
 
-// runSavepoint runs op in a savepoint of tx, rolling back to it if op
-// fails or panics.
-func runSavepoint(tx *sql.Tx, op *writeOp) (r writeResult) {
+// runOp runs op in tx: in a savepoint of its own when savepoint is set,
+// rolled back to it if op fails or panics; otherwise the caller rolls the
+// whole transaction back when op fails.
+func runOp(tx *sql.Tx, op *writeOp, savepoint bool) (r writeResult) {
 	if err := op.ctx.Err(); err != nil {
 		return writeResult{err: fmt.Errorf("begin: %w", err)}
 	}
-	if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
-		return writeResult{err: fmt.Errorf("savepoint: %w", err)}
+	if savepoint {
+		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+			return writeResult{err: fmt.Errorf("savepoint: %w", err)}
+		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			r = writeResult{panicked: p}
+		}
+		if !savepoint {
+			return
 		}
 		if r.err != nil || r.panicked != nil {
 			_, _ = tx.Exec(`ROLLBACK TO op`)

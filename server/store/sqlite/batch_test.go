@@ -87,6 +87,42 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	}
 }
 
+// TestLoneWriteRolledBack: a write that has nothing to share its commit
+// with runs without a savepoint; when it fails or panics after changing
+// rows, none of its changes stay, and the next write commits as usual.
+func TestLoneWriteRolledBack(t *testing.T) {
+	db, ids := openBatchDB(t, 1)
+	rename := func(name string, then func() error) func(context.Context, *sql.Tx) error {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE login_sessions SET device_name = ? WHERE id = ?`, name, ids[0]); err != nil {
+				return err
+			}
+			return then()
+		}
+	}
+	errFail := errors.New("refused")
+	if err := db.batch.do(t.Context(), rename("failed", func() error { return errFail })); !errors.Is(err, errFail) {
+		t.Fatalf("failing write: err %v, want its own", err)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("panicking write: panic %v, want it re-raised", p)
+			}
+		}()
+		_ = db.batch.do(t.Context(), rename("panicked", func() error { panic("boom") }))
+	}()
+	if s, _ := db.Session(t.Context(), ids[0]); s.Device.Name != "Laptop" {
+		t.Fatalf("name = %q: a failed lone write stayed", s.Device.Name)
+	}
+	if err := db.batch.do(t.Context(), rename("saved", func() error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := db.Session(t.Context(), ids[0]); s.Device.Name != "saved" {
+		t.Errorf("name = %q after a good write, want saved", s.Device.Name)
+	}
+}
+
 func TestGroupCommitCancelledBeforeItsTurn(t *testing.T) {
 	db, ids := openBatchDB(t, 1)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -113,5 +149,17 @@ func TestBatcherAfterClose(t *testing.T) {
 	err := db.inTx(t.Context(), func(context.Context, *sql.Tx) error { return nil })
 	if !errors.Is(err, errClosed) {
 		t.Errorf("err = %v, want errClosed", err)
+	}
+}
+
+// TestPointReadsDetached: a read of one row by its key does not follow
+// its context's cancellation (see pointRead), so a held request that
+// reads with its own context leaves nothing hanging on it.
+func TestPointReadsDetached(t *testing.T) {
+	db, ids := openBatchDB(t, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := db.Session(ctx, ids[0]); err != nil {
+		t.Errorf("session read with a cancelled context: %v", err)
 	}
 }

@@ -39,7 +39,7 @@ func (db *DB) CreateClient(ctx context.Context, c store.Client) error {
 
 // Client returns the OAuth client with that id, or store.ErrNotFound.
 func (db *DB) Client(ctx context.Context, id string) (store.Client, error) {
-	c, err := scanClient(db.read.QueryRowContext(ctx, selectClient+` WHERE id = ?`, id).Scan)
+	c, err := scanClient(db.read.QueryRowContext(pointRead(ctx), selectClient+` WHERE id = ?`, id).Scan)
 	if err != nil {
 		return store.Client{}, fmt.Errorf("client %q: %w", id, err)
 	}

@@ -93,7 +93,7 @@ func (db *DB) CreateDevice(ctx context.Context, d store.Device, rt store.Refresh
 
 // Device returns the device with that id, or store.ErrNotFound.
 func (db *DB) Device(ctx context.Context, id string) (store.Device, error) {
-	d, err := scanDevice(db.read.QueryRowContext(ctx, selectDevice+` WHERE id = ?`, id))
+	d, err := scanDevice(db.read.QueryRowContext(pointRead(ctx), selectDevice+` WHERE id = ?`, id))
 	if err != nil {
 		return store.Device{}, fmt.Errorf("device %q: %w", id, err)
 	}

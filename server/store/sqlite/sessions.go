@@ -74,7 +74,7 @@ func (db *DB) CreateSession(ctx context.Context, s login.Session) error {
 
 // Session returns the session with that id, or store.ErrNotFound.
 func (db *DB) Session(ctx context.Context, id string) (login.Session, error) {
-	s, err := scanSession(db.readSession.QueryRowContext(ctx, id))
+	s, err := scanSession(db.readSession.QueryRowContext(pointRead(ctx), id))
 	if err != nil {
 		return login.Session{}, fmt.Errorf("session %q: %w", id, err)
 	}
@@ -84,7 +84,7 @@ func (db *DB) Session(ctx context.Context, id string) (login.Session, error) {
 // SessionByUserCode returns the session with that user code, or
 // store.ErrNotFound.
 func (db *DB) SessionByUserCode(ctx context.Context, code string) (login.Session, error) {
-	s, err := scanSession(db.readSessionCode.QueryRowContext(ctx, code))
+	s, err := scanSession(db.readSessionCode.QueryRowContext(pointRead(ctx), code))
 	if err != nil {
 		// The code is a short-lived secret; keep it out of error text.
 		return login.Session{}, fmt.Errorf("session by user code: %w", err)
@@ -95,7 +95,7 @@ func (db *DB) SessionByUserCode(ctx context.Context, code string) (login.Session
 // SessionByPollToken returns the session whose poll token (an OAuth
 // client's device code) has that hash, or store.ErrNotFound.
 func (db *DB) SessionByPollToken(ctx context.Context, hash []byte) (login.Session, error) {
-	s, err := scanSession(db.read.QueryRowContext(ctx, selectSession+` WHERE poll_token_hash = ?`, hash))
+	s, err := scanSession(db.read.QueryRowContext(pointRead(ctx), selectSession+` WHERE poll_token_hash = ?`, hash))
 	if err != nil {
 		return login.Session{}, fmt.Errorf("session by poll token: %w", err)
 	}

@@ -398,3 +398,10 @@ func collect[T any](rows *sql.Rows, err error, what string, scan func(interface{
 	}
 	return out, nil
 }
+
+// pointRead is ctx, values and all, for a read of one row by its key, but
+// not cancelled with it. Such a read takes microseconds, so cancelling it
+// gains nothing, while a cancellable context costs database/sql and the
+// driver a goroutine and a child context per query, and a held event
+// stream's request would keep that child's room for as long as it waits.
+func pointRead(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

@@ -52,7 +52,7 @@ func (db *DB) CreateRefreshToken(ctx context.Context, rt store.RefreshToken) err
 // RefreshToken returns the token with that hash in whatever state, or
 // store.ErrNotFound.
 func (db *DB) RefreshToken(ctx context.Context, hash []byte) (store.RefreshToken, error) {
-	rt, err := scanRefreshToken(db.read.QueryRowContext(ctx, selectRefreshToken+` WHERE hash = ?`, hash))
+	rt, err := scanRefreshToken(db.read.QueryRowContext(pointRead(ctx), selectRefreshToken+` WHERE hash = ?`, hash))
 	if err != nil {
 		return store.RefreshToken{}, fmt.Errorf("refresh token: %w", err)
 	}

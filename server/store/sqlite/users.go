@@ -37,7 +37,7 @@ func (db *DB) CreateUser(ctx context.Context, u store.User) error {
 
 // User returns the user with that id, or store.ErrNotFound.
 func (db *DB) User(ctx context.Context, id string) (store.User, error) {
-	u, err := scanUser(db.readUser.QueryRowContext(ctx, id))
+	u, err := scanUser(db.readUser.QueryRowContext(pointRead(ctx), id))
 	if err != nil {
 		return store.User{}, fmt.Errorf("user %q: %w", id, notFound(err))
 	}
