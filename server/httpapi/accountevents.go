@@ -79,7 +79,7 @@ func (st *accountStream) open() bool {
 			waitKey = "jti:" + st.claims.ID
 		}
 		st.waits = s.waits
-		if st.w, ok = s.waits.hold(waitKey, waitUserStream); !ok {
+		if st.w, ok = s.waits.hold(waitKey, waitUserStream, st.bell); !ok {
 			s.writeError(c, errTooManyWaits)
 			return false
 		}
@@ -100,10 +100,9 @@ func (st *accountStream) open() bool {
 	}
 	// The wheel writes the pings from here on: every write of the
 	// stream's goes through pd.
-	st.pd = s.pings.startTicking(ev, recheckPings)
+	st.pd = s.pings.startTicking(ev, st.bell, recheckPings)
 	st.alarm = time.NewTimer(max(st.claims.ExpiresAt.Sub(s.now()), 0))
-	st.timer, st.tick, st.failed = st.alarm.C, st.pd.tick, st.pd.failed
-	st.closing, st.displaced, st.gone = s.closing, st.w.displaced, c.Request.Context().Done()
+	st.timer, st.closing, st.gone = st.alarm.C, s.closing, c.Request.Context().Done()
 	return true
 }
 

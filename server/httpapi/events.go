@@ -137,22 +137,21 @@ func (st *sessionStream) open() bool {
 	// only report the end never waits.
 	if status == login.Pending || status == login.Scanned {
 		st.waits = s.waits
-		if st.w, ok = s.waits.hold(st.key, waitStream); !ok {
+		if st.w, ok = s.waits.hold(st.key, waitStream, st.bell); !ok {
 			s.writeError(c, errTooManyWaits)
 			return false
 		}
 	}
 	// The wheel writes pings from its own goroutine from the start, so
 	// every write of the stream's goes through pd.
-	st.pd = s.pings.start(beginEventStream(c))
+	st.pd = s.pings.start(beginEventStream(c), st.bell)
 	var more bool
 	offStack(func() { more = st.report(true) })
 	if !more || st.w == nil || isClosed(s.closing) {
 		return false
 	}
 	st.alarm = time.NewTimer(max(st.sess.ExpiresAt.Sub(s.now())+time.Millisecond, 0))
-	st.timer, st.failed, st.closing = st.alarm.C, st.pd.failed, s.closing
-	st.displaced, st.gone = st.w.displaced, c.Request.Context().Done()
+	st.timer, st.closing, st.gone = st.alarm.C, s.closing, c.Request.Context().Done()
 	return true
 }
 
@@ -281,30 +280,27 @@ type pinged struct {
 	ev  *eventStream
 	due time.Time // not pinged before
 
-	mu      sync.Mutex
-	stopped bool
-	// failed is closed when a ping could not be written: the client is
-	// gone, and the stream's handler ends.
-	failed chan struct{}
-	err    error
-	// tick, when made, gets a signal every tickEvery pings, for a stream
-	// that checks something now and then (startTicking).
-	tick      chan struct{}
+	// bell is rung with wokeFailed when a ping could not be written (the
+	// client is gone, and the stream's handler ends), and with wokeTick
+	// every tickEvery pings when that is set.
+	bell *bell
+
+	mu        sync.Mutex
+	stopped   bool
+	err       error // of the ping that failed
 	tickEvery int
 	pings     int
 }
 
-// start puts ev on the wheel, to be pinged every interval until stop.
-func (p *pingWheel) start(ev *eventStream) *pinged { return p.startTicking(ev, 0) }
+// start puts ev on the wheel, to be pinged every interval until stop; b
+// is rung if a ping fails.
+func (p *pingWheel) start(ev *eventStream, b *bell) *pinged { return p.startTicking(ev, b, 0) }
 
-// startTicking is start for a stream that also wants a signal on pd.tick
-// every n pings (none when n is 0): a wake-up of its goroutine only that
-// often.
-func (p *pingWheel) startTicking(ev *eventStream, n int) *pinged {
-	pd := &pinged{ev: ev, failed: make(chan struct{}), tickEvery: n}
-	if n > 0 {
-		pd.tick = make(chan struct{}, 1)
-	}
+// startTicking is start for a stream that also wants b rung with
+// wokeTick every n pings (none when n is 0): a wake-up of its goroutine
+// only that often.
+func (p *pingWheel) startTicking(ev *eventStream, b *bell, n int) *pinged {
+	pd := &pinged{ev: ev, bell: b, tickEvery: n}
 	now := time.Now()
 	pd.due = now.Add(p.every)
 	// The slot whose turn is the first at or after due.
@@ -436,15 +432,12 @@ func (pd *pinged) pingAt(at time.Time, p *pingWheel) bool {
 	p.progress.Add(1)
 	if err != nil {
 		pd.stopped, pd.err = true, err
-		close(pd.failed)
+		pd.bell.ring(wokeFailed)
 		return false
 	}
 	pd.due = at.Add(p.every - p.grain/2)
 	if pd.pings++; pd.tickEvery > 0 && pd.pings%pd.tickEvery == 0 {
-		select {
-		case pd.tick <- struct{}{}:
-		default: // the last one is not taken yet; one is enough
-		}
+		pd.bell.ring(wokeTick) // one not taken yet is enough
 	}
 	return true
 }

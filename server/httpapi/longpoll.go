@@ -64,14 +64,16 @@ func (h *heldWaits) count(k waitKind, delta int) {
 type heldWait struct {
 	id   string
 	kind waitKind
-	// displaced is closed when a newer wait of the same session takes
-	// over: the wait answers (a long-poll) or ends (a stream) at once.
-	displaced chan struct{}
+	// bell is rung with wokeDisplaced when a newer wait of the same
+	// session takes over: the wait answers (a long-poll) or ends (a
+	// stream) at once.
+	bell *bell
 }
 
 // hold registers a wait of kind on session id, displacing the session's
-// older one. It reports false when the server holds its maximum already.
-func (h *heldWaits) hold(id string, kind waitKind) (*heldWait, bool) {
+// older one, which b rings when a newer one displaces it. It reports false
+// when the server holds its maximum already.
+func (h *heldWaits) hold(id string, kind waitKind, b *bell) (*heldWait, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := h.bySession[id]
@@ -83,9 +85,9 @@ func (h *heldWaits) hold(id string, kind waitKind) (*heldWait, bool) {
 		h.bySession = make(map[string]*heldWait)
 	}
 	if old != nil {
-		close(old.displaced)
+		old.bell.ring(wokeDisplaced)
 	}
-	w := &heldWait{id: id, kind: kind, displaced: make(chan struct{})}
+	w := &heldWait{id: id, kind: kind, bell: b}
 	h.bySession[id] = w
 	h.n++
 	h.count(kind, 1)
@@ -181,7 +183,7 @@ func (p *longPoll) open() bool {
 		return false
 	}
 	p.waits = s.waits
-	if p.w, ok = s.waits.hold(p.key, waitLongPoll); !ok {
+	if p.w, ok = s.waits.hold(p.key, waitLongPoll, p.bell); !ok {
 		s.writeError(c, errTooManyWaits)
 		return false
 	}
@@ -190,8 +192,7 @@ func (p *longPoll) open() bool {
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(p.deadline.Add(writeGrace))
 	p.alarm = time.NewTimer(left)
-	p.timer, p.closing = p.alarm.C, s.closing
-	p.displaced, p.gone = p.w.displaced, c.Request.Context().Done()
+	p.timer, p.closing, p.gone = p.alarm.C, s.closing, c.Request.Context().Done()
 	return true
 }
 

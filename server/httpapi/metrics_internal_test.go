@@ -37,18 +37,24 @@ func TestHeldWaitGauges(t *testing.T) {
 				what, g.desktop["longpoll"], g.desktop["stream"], g.user, longpoll, stream, user)
 		}
 	}
-	poll, _ := h.hold("s1", waitLongPoll)
-	stream, _ := h.hold("s2", waitStream)
-	user, _ := h.hold("user:u1", waitUserStream)
+	poll, _ := h.hold("s1", waitLongPoll, newBell())
+	stream, _ := h.hold("s2", waitStream, newBell())
+	user, _ := h.hold("user:u1", waitUserStream, newBell())
 	check("three held", 1, 1, 1)
-	if _, ok := h.hold("s3", waitStream); ok {
+	if _, ok := h.hold("s3", waitStream, newBell()); ok {
 		t.Fatal("a fourth wait was held beyond max 3")
 	}
 	check("one refused", 1, 1, 1)
 	// A stream displaces the session's long-poll: both are held until the
 	// long-poll's handler returns.
-	newer, _ := h.hold("s1", waitStream)
+	newer, _ := h.hold("s1", waitStream, newBell())
 	check("displacing", 1, 2, 1)
+	if why, ok := poll.bell.take(); !ok || why != wokeDisplaced {
+		t.Errorf("the displaced wait's bell: %v %v, want wokeDisplaced", why, ok)
+	}
+	if _, ok := stream.bell.take(); ok {
+		t.Error("a wait of another session was woken")
+	}
 	for _, w := range []*heldWait{poll, stream, user, newer} {
 		h.release(w)
 	}

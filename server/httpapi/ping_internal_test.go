@@ -69,7 +69,7 @@ func TestPingWheelSharesSlots(t *testing.T) {
 	used := map[int]bool{}
 	for i := range recs {
 		recs[i] = newRecorder()
-		pds[i] = p.start(streamTo(recs[i]))
+		pds[i] = p.start(streamTo(recs[i]), newBell())
 		used[p.slotOf(pds[i])] = true
 	}
 	// The calls span at most the slots their own duration touches.
@@ -110,7 +110,7 @@ func TestPingWheelSharesSlots(t *testing.T) {
 	// A stream started on the stopped wheel is pinged again.
 	p.mu.Unlock()
 	r := newRecorder()
-	pd := p.start(streamTo(r))
+	pd := p.start(streamTo(r), newBell())
 	defer pd.stop()
 	for len(r.times()) == 0 {
 		if time.Now().After(deadline.Add(5 * time.Second)) {
@@ -126,12 +126,8 @@ func TestPingWheelSharesSlots(t *testing.T) {
 func TestPingWheelFailedWrite(t *testing.T) {
 	p := newPingWheel(30 * time.Millisecond)
 	w := &failingWriter{ResponseRecorder: httptest.NewRecorder()}
-	pd := p.start(streamTo(w))
-	select {
-	case <-pd.failed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("failed never closed")
-	}
+	pd := p.start(streamTo(w), newBell())
+	awaitRung(t, pd.bell, wokeFailed)
 	if pd.err == nil {
 		t.Fatal("no error after a failed ping")
 	}
@@ -183,7 +179,7 @@ func TestPingWheelCutsStuckWrite(t *testing.T) {
 	for range 5 {
 		w = &stuckWriter{ResponseRecorder: httptest.NewRecorder(), cut: make(chan struct{})}
 		r = newRecorder()
-		stuck, after = p.start(streamTo(w)), p.start(streamTo(r))
+		stuck, after = p.start(streamTo(w), newBell()), p.start(streamTo(r), newBell())
 		if p.slotOf(stuck) == p.slotOf(after) {
 			break
 		}
@@ -195,11 +191,7 @@ func TestPingWheelCutsStuckWrite(t *testing.T) {
 		t.Fatal("two streams started together never shared a slot")
 	}
 	defer after.stop()
-	select {
-	case <-stuck.failed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stuck ping was never cut")
-	}
+	awaitRung(t, stuck.bell, wokeFailed)
 	if !errors.Is(stuck.err, os.ErrDeadlineExceeded) {
 		t.Fatalf("stuck stream ended with %v", stuck.err)
 	}
@@ -226,6 +218,22 @@ func TestPingWheelCatchUp(t *testing.T) {
 	} {
 		if got := catchUp(tc.turn, tc.now); got != tc.out {
 			t.Errorf("%s: catchUp(%d, %d) = %d, want %d", tc.name, tc.turn, tc.now, got, tc.out)
+		}
+	}
+}
+
+// awaitRung waits (10 s at most) for b to be rung with why.
+func awaitRung(t *testing.T, b *bell, why wake) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case <-b.ch:
+		case <-timeout:
+			t.Fatalf("bell never rung with %d", why)
+		}
+		if got, ok := b.take(); ok && got == why {
+			return
 		}
 	}
 }
