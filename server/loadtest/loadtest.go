@@ -37,9 +37,9 @@ const (
 	// Flow: Clients desktop+phone pairs run the whole sign-in: create,
 	// long-poll, scan, confirm, token delivery.
 	Flow Scenario = "flow"
-	// Idle: Clients desktops wait on sessions nobody scans, while a probe
-	// runs one flow now and then to check that a confirm is still noticed
-	// at once.
+	// Idle: Clients desktops wait on sessions nobody scans; the window
+	// measures them waiting. Then, with all of them still waiting, a probe
+	// runs Probes flows to check that a confirm is still noticed at once.
 	Idle Scenario = "idle"
 	// QR: Clients desktops fetch their session's QR image (qr.png at the
 	// default size) back to back.
@@ -66,7 +66,8 @@ const RateLimitHint = "--limit-login 0 --limit-create 0 --limit-lookup 0"
 const (
 	DefaultMaxOps      = 10_000_000
 	DefaultWait        = 30 * time.Second
-	DefaultProbeEvery  = time.Second
+	DefaultProbes      = 60
+	DefaultProbeEvery  = 250 * time.Millisecond
 	DefaultRampClients = 64
 	DefaultUsername    = "alice"
 	DefaultPassword    = "alice-demo" // the server's --demo account
@@ -105,7 +106,9 @@ type Config struct {
 	Drain time.Duration
 	// MaxOps bounds the operations (sessions, flows, images) of the run.
 	MaxOps int64
-	// ProbeEvery is how often the idle probe runs a flow.
+	// Probes is how many flows the idle probe runs after the window, and
+	// ProbeEvery the pause between two of them.
+	Probes     int
 	ProbeEvery time.Duration
 	// RampClients is how many sessions idle creates at once while ramping
 	// up.
@@ -162,6 +165,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxOps <= 0 {
 		c.MaxOps = DefaultMaxOps
+	}
+	if c.Probes <= 0 {
+		c.Probes = DefaultProbes
 	}
 	if c.ProbeEvery <= 0 {
 		c.ProbeEvery = DefaultProbeEvery

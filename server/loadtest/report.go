@@ -51,7 +51,7 @@ func (res *Result) WriteTable(w io.Writer) error {
 		row("flow latency ms", "%s", latencyCells(res.Latency))
 		row("notice latency ms", "%s", latencyCells(res.Notice))
 	case Idle:
-		row("confirm noticed ms", "%s", latencyCells(res.Notice))
+		row("confirm noticed ms", "%s, probes after the window", latencyCells(res.Notice))
 	case QR:
 		row("images", "%d (%.0f images/s)", res.Ops, res.Rate)
 		row("fetch latency ms", "%s", latencyCells(res.Latency))

@@ -83,7 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, bool, error) 
 	fs.StringVar(&cfg.Username, "username", loadtest.DefaultUsername, "phone user name (flow, idle probe)")
 	fs.StringVar(&cfg.Password, "password", loadtest.DefaultPassword, "phone user password")
 	fs.Int64Var(&cfg.MaxOps, "max-ops", loadtest.DefaultMaxOps, "stop after this many sessions, flows or images")
-	fs.DurationVar(&cfg.ProbeEvery, "probe-every", loadtest.DefaultProbeEvery, "idle: run one confirm probe this often")
+	fs.IntVar(&cfg.Probes, "probes", loadtest.DefaultProbes, "idle: confirm probes to run after the window, with the desktops still waiting")
+	fs.DurationVar(&cfg.ProbeEvery, "probe-every", loadtest.DefaultProbeEvery, "idle: pause between two probes")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return cfg, false, err
