@@ -89,6 +89,8 @@ test: test-deps vet
 	keyrings=$$(mktemp -d) && trap 'rm -rf "$$keyrings"' EXIT && \
 	XDG_DATA_HOME=$$keyrings dbus-run-session -- bash -c 'echo -n qrlogin-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; \
 	  $(GO) test -race -timeout 20m ./...'
+	# Stack sizes are measured without the race detector, which changes them.
+	$(GO) test -count=1 -run TestHeldStreamsParkOnSmallStacks ./server/httpapi
 
 # A short run of every load scenario (each against a fresh server) and the
 # hot-path Go benchmarks, printed as one table; docs/PERFORMANCE.md has the
