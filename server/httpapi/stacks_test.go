@@ -102,4 +102,3 @@ func stacksAfterGC() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.StackInuse
 }
-
