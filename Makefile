@@ -85,11 +85,11 @@ vet:
 # The keyring tests need a D-Bus session with an unlocked gnome-keyring;
 # dbus-run-session gives them a private one that ends with the tests, and a
 # throwaway XDG_DATA_HOME keeps it away from the developer's own keyring.
+# Stack sizes are measured without the race detector, which changes them.
 test: test-deps vet
 	keyrings=$$(mktemp -d) && trap 'rm -rf "$$keyrings"' EXIT && \
 	XDG_DATA_HOME=$$keyrings dbus-run-session -- bash -c 'echo -n qrlogin-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; \
 	  $(GO) test -race -timeout 20m ./...'
-	# Stack sizes are measured without the race detector, which changes them.
 	$(GO) test -count=1 -run TestHeldStreamsParkOnSmallStacks ./server/httpapi
 
 # A short run of every load scenario (each against a fresh server) and the

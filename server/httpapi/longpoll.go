@@ -70,9 +70,10 @@ type heldWait struct {
 	bell *bell
 }
 
-// hold registers a wait of kind on session id, displacing the session's
-// older one, which b rings when a newer one displaces it. It reports false
-// when the server holds its maximum already.
+// hold registers a wait of kind on session id, whose bell b is rung with
+// wokeDisplaced if a newer wait of the session displaces it, as it rings
+// the older one's now. It reports false when the server holds its maximum
+// already.
 func (h *heldWaits) hold(id string, kind waitKind, b *bell) (*heldWait, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -226,10 +227,11 @@ func (p *longPoll) update(why wake) bool {
 			return true
 		}
 	}
-	// Otherwise a newer wait took over, or the wait or the session's
-	// life ran out with nothing published since the read: sess is
-	// current, and one read per wait is what thousands of waiting
-	// desktops cost.
+	// Otherwise the wait or the session's life ran out with nothing
+	// published since the read, so sess is current (one read per wait is
+	// what thousands of waiting desktops cost); or a newer wait took
+	// over, which is answered before a publication it may have missed:
+	// the newer wait reads the session afresh.
 	s.answerPoll(c, p.sess)
 	return false
 }

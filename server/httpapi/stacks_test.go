@@ -65,7 +65,7 @@ func TestHeldStreamsParkOnSmallStacks(t *testing.T) {
 	per := (stacksAfterGC() - before) / n
 	t.Logf("%.1f KiB of stack per held stream", float64(per)/1024)
 	if per > 13<<10 {
-		t.Errorf("%.1f KiB of stack per held stream, want at most 12 (8 KiB for the handler): frames under the parked handler grew; see wake.go", float64(per)/1024)
+		t.Errorf("%.1f KiB of stack per held stream, want about 12 (8 KiB for the handler, up to 4 for the reader) and at most 13: frames under the parked handler grew; see wake.go", float64(per)/1024)
 	}
 }
 

@@ -17,16 +17,18 @@ import (
 // own or on a short-lived goroutine (offStack). At 10,000 waiting desktops
 // that is the difference between 8 and 16 KiB of stack each.
 
-// wake is what woke a held request. The bell's reasons are taken in this
-// order: those that end the request before those that make it work.
+// wake is what woke a held request. The first four are rung on its bell
+// and taken in this order, those that end the request before those that
+// make it look again, and all before its channels: the timer, shutdown and
+// the client.
 type wake uint8
 
 const (
 	wokeFailed    wake = iota // a ping could not be written
 	wokeDisplaced             // a newer wait of the same key took over
-	wokeTimer                 // its timer fired
 	wokeTick                  // the ping wheel's signal every few pings
 	wokeChanged               // the hub published the request's key
+	wokeTimer                 // its timer fired
 	wokeClosing               // the server is shutting down
 	wokeGone                  // the client went away
 )
@@ -91,8 +93,9 @@ type holding struct {
 	alarm       *time.Timer
 }
 
-// subscribe wakes the request when key is published. It is the first
-// thing a held request does, and gives it its bell.
+// subscribe wakes the request when key is published. It makes the
+// request's bell, so it comes before heldWaits.hold and pingWheel.start,
+// which ring it.
 func (h *holding) subscribe(hub *notify.Hub, key string) {
 	h.bell = newBell()
 	h.changed = func() { h.ring(wokeChanged) }

@@ -5,8 +5,8 @@
 // front end.
 //
 // Every loop is bounded twice, by a count (Config.MaxOps) and by time
-// (Config.Duration plus short ramp and drain limits), so a run always ends
-// by itself. The runner talks only to the URLs it is given.
+// (Config.Duration plus short ramp and drain limits, and idle's probes
+// after its window), so a run always ends by itself. The runner talks only to the URLs it is given.
 package loadtest
 
 import (
@@ -106,8 +106,9 @@ type Config struct {
 	Drain time.Duration
 	// MaxOps bounds the operations (sessions, flows, images) of the run.
 	MaxOps int64
-	// Probes is how many flows the idle probe runs after the window, and
-	// ProbeEvery the pause between two of them.
+	// Probes is how many flows the idle probe runs after the window
+	// (DefaultProbes when 0; none when negative), and ProbeEvery how far
+	// apart they start.
 	Probes     int
 	ProbeEvery time.Duration
 	// RampClients is how many sessions idle creates at once while ramping
@@ -166,7 +167,7 @@ func (c *Config) defaults() error {
 	if c.MaxOps <= 0 {
 		c.MaxOps = DefaultMaxOps
 	}
-	if c.Probes <= 0 {
+	if c.Probes == 0 {
 		c.Probes = DefaultProbes
 	}
 	if c.ProbeEvery <= 0 {

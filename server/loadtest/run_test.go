@@ -52,6 +52,7 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 		{"idle", loadtest.Config{Scenario: loadtest.Idle, Clients: 30, Wait: time.Second, Probes: 5, ProbeEvery: 50 * time.Millisecond, PID: os.Getpid()}},
 		{"flow on streams", loadtest.Config{Scenario: loadtest.Flow, Clients: 3, Think: 20 * time.Millisecond, WaitOn: loadtest.Stream}},
 		{"idle on streams", loadtest.Config{Scenario: loadtest.Idle, Clients: 30, WaitOn: loadtest.Stream, Probes: 5, ProbeEvery: 50 * time.Millisecond, PID: os.Getpid()}},
+		{"idle on streams, no probes", loadtest.Config{Scenario: loadtest.Idle, Clients: 10, WaitOn: loadtest.Stream, Probes: -1, PID: os.Getpid()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +84,7 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 				if res.Ops != int64(cfg.Clients) {
 					t.Errorf("%d desktops waiting, want %d", res.Ops, cfg.Clients)
 				}
-				if res.Notice.N != cfg.Probes {
+				if res.Notice.N != max(cfg.Probes, 0) {
 					t.Errorf("%d confirm probes completed, want %d", res.Notice.N, cfg.Probes)
 				}
 				if quiet && res.Requests != 0 {

@@ -303,8 +303,15 @@ func (r *runner) flow(ctx context.Context, res *Result) error {
 }
 
 // idleStream holds sess's event stream open until ctx ends, opening it
-// again (at most tries times) when it ends early.
-func (r *runner) idleStream(ctx context.Context, c *client.Client, sess *api.CreateSessionResponse, tries int) {
+// again (at most tries times) when it ends early. It adds the desktop to
+// waiting once the stream is first open, until it returns.
+func (r *runner) idleStream(ctx context.Context, c *client.Client, sess *api.CreateSessionResponse, tries int, waiting *atomic.Int64) {
+	counted := false
+	defer func() {
+		if counted {
+			waiting.Add(-1)
+		}
+	}()
 	for range tries {
 		if ctx.Err() != nil {
 			return
@@ -314,6 +321,10 @@ func (r *runner) idleStream(ctx context.Context, c *client.Client, sess *api.Cre
 			r.fail(ctx, "events", err)
 			pause(ctx, time.Second)
 			continue
+		}
+		if !counted {
+			counted = true
+			waiting.Add(1)
 		}
 		for {
 			st, err := es.Next()
@@ -384,12 +395,13 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 				}
 				sess = s
 			}
-			waiting.Add(1)
-			defer waiting.Add(-1)
 			if r.cfg.WaitOn == Stream {
-				r.idleStream(runCtx, c, sess, maxPolls)
+				r.idleStream(runCtx, c, sess, maxPolls, &waiting)
 				return
 			}
+			// A long-poll desktop waits from its first poll on.
+			waiting.Add(1)
+			defer waiting.Add(-1)
 			for range maxPolls {
 				if runCtx.Err() != nil {
 					return
@@ -427,7 +439,7 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	if left := waiting.Load(); left < res.Ops {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d desktops stopped waiting during the window", res.Ops-left))
 	}
-	if err == nil {
+	if err == nil && r.cfg.Probes > 0 {
 		probeCtx, probed := context.WithTimeout(runCtx, probing)
 		res.Notice = Summarize(r.probe(probeCtx, tokens[0]))
 		probed()
@@ -443,16 +455,16 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	return err
 }
 
-// probe runs r.cfg.Probes flows one after another, r.cfg.ProbeEvery
-// apart, and returns how soon each confirm was noticed.
+// probe runs r.cfg.Probes flows, the i-th starting r.cfg.ProbeEvery·i
+// after the first (at once, if the one before took longer), and returns
+// how soon each confirm was noticed.
 func (r *runner) probe(ctx context.Context, access string) []time.Duration {
 	var notices []time.Duration
+	start := time.Now()
 	for i := range r.cfg.Probes {
+		pause(ctx, time.Until(start.Add(time.Duration(i)*r.cfg.ProbeEvery)))
 		if ctx.Err() != nil {
 			break
-		}
-		if i > 0 {
-			pause(ctx, r.cfg.ProbeEvery)
 		}
 		if f, ok := r.oneFlow(ctx, 0, access, 0); ok {
 			notices = append(notices, f.notice)
@@ -461,8 +473,11 @@ func (r *runner) probe(ctx context.Context, access string) []time.Duration {
 	return notices
 }
 
-// probeLimit bounds how long n probes every ProbeEvery may take: each
-// flow takes milliseconds, and a slow one counts against the next.
+// probeLimit bounds how long n probes every ProbeEvery may take: the
+// schedule, and time for the last flow (each takes milliseconds).
 func probeLimit(n int, every time.Duration) time.Duration {
+	if n <= 0 {
+		return 0
+	}
 	return time.Duration(n)*every + 2*requestTimeout
 }

@@ -11,7 +11,8 @@
 // --limit-create 0 --limit-lookup 0) and, for idle and qr, a --session-ttl
 // longer than the run. Phones sign in as --username/--password (default: the
 // --demo account alice). The tool targets only the URLs it is given, and
-// every loop stops by itself after -d or --max-ops.
+// every loop stops by itself after -d (and idle's --probes after it) or
+// --max-ops.
 package main
 
 import (
@@ -83,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, bool, error) 
 	fs.StringVar(&cfg.Username, "username", loadtest.DefaultUsername, "phone user name (flow, idle probe)")
 	fs.StringVar(&cfg.Password, "password", loadtest.DefaultPassword, "phone user password")
 	fs.Int64Var(&cfg.MaxOps, "max-ops", loadtest.DefaultMaxOps, "stop after this many sessions, flows or images")
-	fs.IntVar(&cfg.Probes, "probes", loadtest.DefaultProbes, "idle: confirm probes to run after the window, with the desktops still waiting")
+	fs.IntVar(&cfg.Probes, "probes", loadtest.DefaultProbes, "idle: confirm probes to run after the window, with the desktops still waiting (0: none)")
 	fs.DurationVar(&cfg.ProbeEvery, "probe-every", loadtest.DefaultProbeEvery, "idle: pause between two probes")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -99,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (loadtest.Config, bool, error) 
 	}
 	cfg.Scenario = loadtest.Scenario(*scenario)
 	cfg.WaitOn = loadtest.WaitOn(*waitOn)
+	if cfg.Probes == 0 {
+		cfg.Probes = -1 // Config's 0 is the default
+	}
 	cfg.Log = stderr
 	return cfg, *asJSON, nil
 }

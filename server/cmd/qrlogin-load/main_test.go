@@ -32,6 +32,15 @@ func TestParseFlags(t *testing.T) {
 		{"stream", []string{"--scenario", "idle", "--wait-on", "stream"}, func(c loadtest.Config, _ bool) bool {
 			return c.Scenario == loadtest.Idle && c.WaitOn == loadtest.Stream
 		}},
+		{"probes", []string{"--scenario", "idle", "--probes", "5", "--probe-every", "1s"}, func(c loadtest.Config, _ bool) bool {
+			return c.Probes == 5 && c.ProbeEvery == time.Second
+		}},
+		{"probes by default", []string{"--scenario", "idle"}, func(c loadtest.Config, _ bool) bool {
+			return c.Probes == loadtest.DefaultProbes && c.ProbeEvery == loadtest.DefaultProbeEvery
+		}},
+		{"no probes", []string{"--scenario", "idle", "--probes", "0"}, func(c loadtest.Config, _ bool) bool {
+			return c.Probes < 0
+		}},
 		{"user", []string{"--username", "bob", "--password", "bob-demo", "--max-ops", "7"}, func(c loadtest.Config, _ bool) bool {
 			return c.Username == "bob" && c.Password == "bob-demo" && c.MaxOps == 7
 		}},

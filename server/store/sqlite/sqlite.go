@@ -404,4 +404,6 @@ func collect[T any](rows *sql.Rows, err error, what string, scan func(interface{
 // gains nothing, while a cancellable context costs database/sql and the
 // driver a goroutine and a child context per query, and a held event
 // stream's request would keep that child's room for as long as it waits.
+// The read still ends by itself: the pool's connections are never held
+// for long, and WAL readers do not wait on the writer.
 func pointRead(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

@@ -47,7 +47,7 @@ func (db *DB) User(ctx context.Context, id string) (store.User, error) {
 // UserByUsername returns the user with that exact username, or
 // store.ErrNotFound.
 func (db *DB) UserByUsername(ctx context.Context, username string) (store.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, selectUser+` WHERE username = ?`, username))
+	u, err := scanUser(db.read.QueryRowContext(pointRead(ctx), selectUser+` WHERE username = ?`, username))
 	if err != nil {
 		return store.User{}, fmt.Errorf("user %q: %w", username, notFound(err))
 	}
