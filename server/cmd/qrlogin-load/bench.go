@@ -74,7 +74,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"qr.png, 16 clients", loadtest.Config{Scenario: loadtest.QR, Clients: 16}},
 		{"flow, 200 concurrent, flat out", loadtest.Config{Scenario: loadtest.Flow, Clients: 200}},
 		{"flow, 200 concurrent, think 250ms", loadtest.Config{Scenario: loadtest.Flow, Clients: 200, Think: 250 * time.Millisecond}},
-		{fmt.Sprintf("idle, %d desktops", *idle), loadtest.Config{Scenario: loadtest.Idle, Clients: *idle, Probes: 20}},
+		{fmt.Sprintf("idle, %d desktops on streams", *idle), loadtest.Config{Scenario: loadtest.Idle, Clients: *idle, WaitOn: loadtest.Stream, Probes: 20}},
 	}
 	var rows []tableRow
 	locked, errorLines := 0, 0
