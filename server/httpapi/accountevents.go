@@ -32,14 +32,8 @@ import (
 // Its goroutine waits with a small stack (see wake.go): the work is
 // accountStream's.
 func (s *signedInDevices) events(c *gin.Context) {
-	st := &accountStream{s: s, c: c}
-	defer st.release()
 	defer s.abortOnPanic(c)
-	if !st.open() {
-		return
-	}
-	for st.next(st.wait()) {
-	}
+	serveHeld(&accountStream{s: s, c: c})
 }
 
 // accountStream is one sign-in's held account event stream.

@@ -94,14 +94,8 @@ func (e *eventStream) finish() {
 // over, the client goes away or the server shuts down. Its goroutine waits
 // with a small stack (see wake.go): the work is sessionStream's.
 func (s *desktopSessions) sessionEvents(c *gin.Context) {
-	st := &sessionStream{s: s, c: c}
-	defer st.release()
 	defer s.abortOnPanic(c)
-	if !st.open() {
-		return
-	}
-	for st.next(st.wait()) {
-	}
+	serveHeld(&sessionStream{s: s, c: c})
 }
 
 // sessionStream is one desktop's held event stream.

@@ -143,13 +143,7 @@ func (s *desktopSessions) pollWait(sess login.Session, after api.Status, deadlin
 // newer wait of the same session or shutdown. Its goroutine waits with a
 // small stack (see wake.go): the work is longPoll's.
 func (s *desktopSessions) holdPoll(c *gin.Context, after api.Status, deadline time.Time) {
-	p := &longPoll{s: s, c: c, after: after, deadline: deadline}
-	defer p.release()
-	if !p.open() {
-		return
-	}
-	for p.next(p.wait()) {
-	}
+	serveHeld(&longPoll{s: s, c: c, after: after, deadline: deadline})
 }
 
 // longPoll is one held long-poll.

@@ -84,7 +84,7 @@ type requestLog struct {
 
 // handle keeps its own frame small: it stays on the stack under every
 // held event stream and long-poll, whose goroutines then park on stacks
-// the garbage collector can halve (see heldWait).
+// the garbage collector can halve (see wake.go).
 func (m requestLog) handle(c *gin.Context) {
 	line := m.begin(c)
 	c.Next()

@@ -100,7 +100,7 @@ func (h *holding) subscribe(hub *notify.Hub, key string) {
 	h.bell = newBell()
 	h.changed = func() { h.ring(wokeChanged) }
 	h.hub, h.key = hub, key
-	h.unsubscribe = hub.SubscribeFunc(key, h.changed)
+	h.unsubscribe = hub.Subscribe(key, h.changed)
 }
 
 // resubscribe subscribes again once a publication woke the request. A
@@ -108,7 +108,7 @@ func (h *holding) subscribe(hub *notify.Hub, key string) {
 // one to look again, never a change itself.
 func (h *holding) resubscribe() {
 	h.unsubscribe()
-	h.unsubscribe = h.hub.SubscribeFunc(h.key, h.changed)
+	h.unsubscribe = h.hub.Subscribe(h.key, h.changed)
 }
 
 // release lets go of what the request holds, in reverse.
@@ -144,6 +144,27 @@ func (p *parked) wait() wake {
 		case <-p.gone:
 			return wokeGone
 		}
+	}
+}
+
+// heldRequest is a held request's work: open starts it and reports
+// whether it waits, next acts on each wake and reports whether it waits
+// on, and release lets go of what it holds.
+type heldRequest interface {
+	open() bool
+	wait() wake
+	next(wake) bool
+	release()
+}
+
+// serveHeld runs a held request to its end. Its frame, like the
+// handlers', is small: the request parks under it.
+func serveHeld(h heldRequest) {
+	defer h.release()
+	if !h.open() {
+		return
+	}
+	for h.next(h.wait()) {
 	}
 }
 

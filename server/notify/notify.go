@@ -24,20 +24,13 @@ type waiter struct {
 	listed     bool // in its id's list, not yet published or removed
 }
 
-// Subscribe returns a channel that is closed the next time id is
-// published, and a function that must be called to unsubscribe (it may be
-// called more than once). Subscribe before reading the state you wait on,
-// so a change between the read and the wait is not missed.
-func (h *Hub) Subscribe(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{})
-	return ch, h.SubscribeFunc(id, func() { close(ch) })
-}
-
-// SubscribeFunc is Subscribe for a waiter that holds no goroutine: fn is
-// called once, on the publisher's goroutine, the next time id is
-// published, so it must not block. The returned function unsubscribes; fn
-// may still run once if a publish was already under way.
-func (h *Hub) SubscribeFunc(id string, fn func()) func() {
+// Subscribe calls fn once, on the publisher's goroutine, the next time id
+// is published, so fn must not block (a held request rings its bell). The
+// returned function unsubscribes (it may be called more than once); fn may
+// still run once if a publish was already under way. Subscribe before
+// reading the state you wait on, so a change between the read and the
+// wait is not missed.
+func (h *Hub) Subscribe(id string, fn func()) func() {
 	w := &waiter{fn: fn, listed: true}
 	h.mu.Lock()
 	if h.waiters == nil {

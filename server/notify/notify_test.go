@@ -8,6 +8,13 @@ import (
 	"github.com/qrlogin/qrlogin/server/notify"
 )
 
+// subscribe returns a channel closed the next time id is published, and
+// the function that unsubscribes.
+func subscribe(h *notify.Hub, id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	return ch, h.Subscribe(id, func() { close(ch) })
+}
+
 func closed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
@@ -19,11 +26,11 @@ func closed(ch <-chan struct{}) bool {
 
 func TestPublishWakesOnlyThatID(t *testing.T) {
 	var h notify.Hub
-	a1, cancelA1 := h.Subscribe("a")
+	a1, cancelA1 := subscribe(&h, "a")
 	defer cancelA1()
-	a2, cancelA2 := h.Subscribe("a")
+	a2, cancelA2 := subscribe(&h, "a")
 	defer cancelA2()
-	b, cancelB := h.Subscribe("b")
+	b, cancelB := subscribe(&h, "b")
 	defer cancelB()
 
 	h.Publish("a")
@@ -40,7 +47,7 @@ func TestPublishWakesOnlyThatID(t *testing.T) {
 
 func TestUnsubscribe(t *testing.T) {
 	var h notify.Hub
-	ch, cancel := h.Subscribe("a")
+	ch, cancel := subscribe(&h, "a")
 	cancel()
 	cancel() // twice is fine
 	if h.Len() != 0 || len(h.Waiting()) != 0 {
@@ -51,7 +58,7 @@ func TestUnsubscribe(t *testing.T) {
 		t.Fatal("unsubscribed channel was woken")
 	}
 	// Unsubscribing after a publish must not panic or disturb others.
-	ch2, cancel2 := h.Subscribe("a")
+	ch2, cancel2 := subscribe(&h, "a")
 	h.Publish("a")
 	cancel2()
 	if !closed(ch2) {
@@ -61,8 +68,8 @@ func TestUnsubscribe(t *testing.T) {
 
 func TestWaiting(t *testing.T) {
 	var h notify.Hub
-	_, c1 := h.Subscribe("x")
-	_, c2 := h.Subscribe("y")
+	_, c1 := subscribe(&h, "x")
+	_, c2 := subscribe(&h, "y")
 	defer c1()
 	defer c2()
 	got := map[string]bool{}
@@ -84,7 +91,7 @@ func TestConcurrentSubscribePublish(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ch, cancel := h.Subscribe("s")
+			ch, cancel := subscribe(&h, "s")
 			defer cancel()
 			ready <- struct{}{}
 			select {
@@ -107,19 +114,19 @@ func TestConcurrentSubscribePublish(t *testing.T) {
 func BenchmarkSubscribePublish(b *testing.B) {
 	var h notify.Hub
 	for b.Loop() {
-		ch, cancel := h.Subscribe("id")
+		ch, cancel := subscribe(&h, "id")
 		h.Publish("id")
 		<-ch
 		cancel()
 	}
 }
 
-func TestSubscribeFuncCalledOnce(t *testing.T) {
+func TestSubscribeCalledOnce(t *testing.T) {
 	var h notify.Hub
 	calls := 0
-	h.SubscribeFunc("a", func() { calls++ })
+	h.Subscribe("a", func() { calls++ })
 	cancelled := 0
-	cancel := h.SubscribeFunc("a", func() { cancelled++ })
+	cancel := h.Subscribe("a", func() { cancelled++ })
 	cancel()
 	h.Publish("b")
 	h.Publish("a")
@@ -140,7 +147,7 @@ func TestUnsubscribeAmongSeveral(t *testing.T) {
 		chs := make([]<-chan struct{}, 3)
 		cancels := make([]func(), 3)
 		for i := range chs {
-			chs[i], cancels[i] = h.Subscribe("a")
+			chs[i], cancels[i] = subscribe(&h, "a")
 		}
 		removed := map[int]bool{}
 		for _, i := range remove {
