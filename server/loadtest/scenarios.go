@@ -352,9 +352,14 @@ func rampLimit(desktops int) time.Duration {
 
 func (r *runner) idle(ctx context.Context, res *Result) error {
 	w := r.cfg.Clients
-	tokens, err := r.signIn(ctx, 1)
-	if err != nil {
-		return err
+	// The probe's phone signs in up front, not among the measured work.
+	var phone string
+	if r.cfg.Probes > 0 {
+		tokens, err := r.signIn(ctx, 1)
+		if err != nil {
+			return err
+		}
+		phone = tokens[0]
 	}
 	first, err := r.create(ctx, r.desktop(0))
 	if err != nil {
@@ -441,7 +446,7 @@ func (r *runner) idle(ctx context.Context, res *Result) error {
 	}
 	if err == nil && r.cfg.Probes > 0 {
 		probeCtx, probed := context.WithTimeout(runCtx, probing)
-		res.Notice = Summarize(r.probe(probeCtx, tokens[0]))
+		res.Notice = Summarize(r.probe(probeCtx, phone))
 		probed()
 		if res.Notice.N < r.cfg.Probes {
 			res.Notes = append(res.Notes, fmt.Sprintf("%d of %d probes completed", res.Notice.N, r.cfg.Probes))
